@@ -1,0 +1,37 @@
+# thaw — the two commands a newcomer needs: `make demo` and `make test`.
+SHELL := /bin/bash
+PYTHON ?= python3.11
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+export THAW_DATA ?= $(abspath ../shared/data)
+export HF_HUB_OFFLINE := 1
+export TRANSFORMERS_OFFLINE := 1
+export THAW_THREADS ?= 1
+DEMO_DB ?= var/demo.sqlite
+
+.PHONY: setup demo test test-fast bench-quality clean
+
+$(STAMP): pyproject.toml
+	@command -v $(PYTHON) >/dev/null || { echo "need $(PYTHON) on PATH"; exit 1; }
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --disable-pip-version-check --upgrade "pip>=24,<27"
+	$(BIN)/pip install --quiet --disable-pip-version-check -e ".[dev]"
+	@touch $(STAMP)
+
+setup: $(STAMP)  ## build the environment only
+
+demo: setup  ## ingest MovieLens 100K into SQLite and print its statistics
+	@mkdir -p var
+	$(BIN)/thaw ingest ml-100k --db sqlite:///$(DEMO_DB)
+	$(BIN)/thaw stats --db sqlite:///$(DEMO_DB)
+
+test: setup  ## the whole test suite (PostgreSQL/MariaDB tests skip with a reason when no server answers)
+	$(BIN)/python -m pytest -q
+
+test-fast: setup
+	$(BIN)/python -m pytest -q -m "not slow and not encoder"
+
+clean:
+	rm -rf var build dist .pytest_cache

@@ -1,0 +1,1 @@
+"""Cold-start evaluation: splits, metrics, the harness and reports."""

@@ -1,0 +1,1 @@
+"""Recommenders: baselines and thaw's cold-start model, all behind one `Recommender` contract."""
