@@ -69,3 +69,33 @@ class Recommender(Protocol):
     def fit(self, data: FitData) -> Self: ...
 
     def score(self, users: np.ndarray, history: sp.csr_matrix) -> np.ndarray: ...
+
+
+@runtime_checkable
+class EmbeddingModel(Protocol):
+    """A recommender whose score is a dot product of a user vector and an item vector.
+
+    This is what serving needs: vectors for items posted a second ago (content only, plus an id
+    part for items the model was trained on) and for users from their attributes and whatever
+    history they have right now, without retraining.
+    """
+
+    name: str
+
+    def encode_items(self, content: ItemContent, item_ids: list[str]) -> np.ndarray:
+        """(n, d) float32 item vectors; `item_ids` lets warm items use their learned id part."""
+        ...
+
+    def encode_users(
+        self,
+        content: UserContent,
+        user_ids: list[str],
+        history: sp.csr_matrix,
+        item_vectors: np.ndarray,
+    ) -> np.ndarray:
+        """(n, d) float32 user vectors.
+
+        `history` is (n, n_catalogue) interaction strengths whose columns index rows of
+        `item_vectors` (the live catalogue, as returned by `encode_items`).
+        """
+        ...
