@@ -89,3 +89,15 @@ class StoreStats:
     events: int
     events_by_type: dict[str, int]
     generated_events: int = 0
+
+
+@dataclass(frozen=True)
+class ImpressionRecord:
+    """An item shown in a recommendation list: to `user` (None if not stored), at `position`."""
+
+    item: str
+    position: int
+    source: str
+    request_id: str
+    timestamp: datetime
+    user: str | None = None

@@ -98,3 +98,29 @@ class Embedding(Base):
     text_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
     dim: Mapped[int] = mapped_column(Integer, nullable=False)
     vector: Mapped[bytes] = mapped_column(Blob, nullable=False)
+
+
+class Impression(Base):
+    """One item shown to someone in a recommendation list (the exposure log behind exploration).
+
+    `user_id` is empty for someone not stored (an onboarding request); deleting the user or the
+    item deletes their impressions.
+    """
+
+    __tablename__ = "impressions"
+    __table_args__ = (
+        Index("ix_impressions_item", "item_id"),
+        Index("ix_impressions_user", "user_id"),
+    )
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    request_id: Mapped[str] = mapped_column(String(64), nullable=False)
+    user_id: Mapped[int | None] = mapped_column(
+        Integer, ForeignKey("users.id", ondelete="CASCADE"), nullable=True
+    )
+    item_id: Mapped[int] = mapped_column(
+        Integer, ForeignKey("items.id", ondelete="CASCADE"), nullable=False
+    )
+    position: Mapped[int] = mapped_column(Integer, nullable=False)
+    source: Mapped[str] = mapped_column(String(32), nullable=False)
+    timestamp: Mapped[datetime] = mapped_column(Timestamp, nullable=False)

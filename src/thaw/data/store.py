@@ -23,6 +23,7 @@ from thaw.data.errors import UnknownReferenceError
 from thaw.data.records import (
     EVENT_TYPES,
     EventRecord,
+    ImpressionRecord,
     ItemRecord,
     StoreStats,
     UserRecord,
@@ -30,7 +31,7 @@ from thaw.data.records import (
     now_utc,
     utc_naive,
 )
-from thaw.data.schema import Embedding, Event, Item, User
+from thaw.data.schema import Embedding, Event, Impression, Item, User
 
 log = logging.getLogger(__name__)
 
@@ -132,6 +133,7 @@ class Store:
             if row is None:
                 return False
             conn.execute(delete(Event).where(Event.user_id == row.id))
+            conn.execute(delete(Impression).where(Impression.user_id == row.id))
             conn.execute(delete(User).where(User.id == row.id))
             if row.text:
                 conn.execute(delete(Embedding).where(Embedding.text_hash == text_hash(row.text)))
@@ -144,6 +146,7 @@ class Store:
             if row is None:
                 return False
             conn.execute(delete(Event).where(Event.item_id == row.id))
+            conn.execute(delete(Impression).where(Impression.item_id == row.id))
             conn.execute(delete(Item).where(Item.id == row.id))
             return True
 
@@ -175,7 +178,7 @@ class Store:
         found: dict[str, UserRecord] = {}
         with self.engine.connect() as conn:
             for chunk in _chunks(list(ids)):
-                for row in conn.execute(select(User).where(User.external_id.in_(chunk))).scalars():
+                for row in conn.execute(select(*_USER_COLUMNS).where(User.external_id.in_(chunk))):
                     found[row.external_id] = _user_record(row)
         return [found[i] for i in ids if i in found]
 
@@ -184,22 +187,22 @@ class Store:
         found: dict[str, ItemRecord] = {}
         with self.engine.connect() as conn:
             for chunk in _chunks(list(ids)):
-                for row in conn.execute(select(Item).where(Item.external_id.in_(chunk))).scalars():
+                for row in conn.execute(select(*_ITEM_COLUMNS).where(Item.external_id.in_(chunk))):
                     found[row.external_id] = _item_record(row)
         return [found[i] for i in ids if i in found]
 
     def iter_users(self, *, batch_size: int = 5000) -> Iterator[UserRecord]:
         """Every user, in insertion order, fetched in batches."""
         with self.engine.connect() as conn:
-            rows = conn.execution_options(yield_per=batch_size).execute(select(User).order_by(User.id))
-            for row in rows.scalars():
+            query = select(*_USER_COLUMNS).order_by(User.id)
+            for row in conn.execution_options(yield_per=batch_size).execute(query):
                 yield _user_record(row)
 
     def iter_items(self, *, batch_size: int = 5000) -> Iterator[ItemRecord]:
         """Every item, in insertion order, fetched in batches."""
         with self.engine.connect() as conn:
-            rows = conn.execution_options(yield_per=batch_size).execute(select(Item).order_by(Item.id))
-            for row in rows.scalars():
+            query = select(*_ITEM_COLUMNS).order_by(Item.id)
+            for row in conn.execution_options(yield_per=batch_size).execute(query):
                 yield _item_record(row)
 
     def iter_events(
@@ -271,6 +274,56 @@ class Store:
             for chunk in _chunks(rows, 2000):
                 conn.execute(_insert_ignore(conn, Embedding, ["encoder", "text_hash"]), list(chunk))
             return len(rows)
+
+
+    # ------------------------------------------------------------------ serving: exposure and counts
+    def add_impressions(self, impressions: Iterable[ImpressionRecord]) -> int:
+        """Log shown items in one transaction; rows whose item or user is gone are skipped."""
+        impressions = list(impressions)
+        if not impressions:
+            return 0
+        with self.engine.begin() as conn:
+            writer = StoreWriter(conn)
+            item_ids = writer._internal_ids(Item, {i.item for i in impressions})
+            user_ids = writer._internal_ids(User, {i.user for i in impressions if i.user is not None})
+            rows = [
+                {
+                    "request_id": i.request_id,
+                    "user_id": user_ids.get(i.user) if i.user is not None else None,
+                    "item_id": item_ids[i.item],
+                    "position": i.position,
+                    "source": i.source,
+                    "timestamp": utc_naive(i.timestamp),
+                }
+                for i in impressions
+                if i.item in item_ids and (i.user is None or i.user in user_ids)
+            ]
+            for chunk in _chunks(rows, 5000):
+                conn.execute(insert(Impression), list(chunk))
+            return len(rows)
+
+    def impression_counts(self) -> dict[str, int]:
+        """How often each item was shown: {item id: impressions} (items never shown are absent)."""
+        query = (
+            select(Item.external_id, func.count())
+            .select_from(Impression)
+            .join(Item, Item.id == Impression.item_id)
+            .group_by(Item.external_id)
+        )
+        with self.engine.connect() as conn:
+            return {item: int(n) for item, n in conn.execute(query)}
+
+    def event_totals(self) -> list[tuple[str, str, int, float]]:
+        """Real events per (item, type): (item id, type, count, sum of values; 0 where absent)."""
+        query = (
+            select(Item.external_id, Event.type, func.count(), func.coalesce(func.sum(Event.value), 0.0))
+            .select_from(Event)
+            .join(Item, Item.id == Event.item_id)
+            .where(Event.generated.is_(False))
+            .group_by(Item.external_id, Event.type)
+        )
+        with self.engine.connect() as conn:
+            return [(item, type_, int(n), float(total)) for item, type_, n, total in conn.execute(query)]
 
 
 class StoreWriter:
@@ -441,11 +494,17 @@ def _make_engine(url: str, *, echo: bool) -> Engine:
     return engine
 
 
-def _user_record(row: User) -> UserRecord:
+_USER_COLUMNS = (User.external_id, User.attributes, User.text, User.created_at)
+_ITEM_COLUMNS = (
+    Item.external_id, Item.title, Item.text, Item.attributes, Item.derived, Item.created_at
+)
+
+
+def _user_record(row: Any) -> UserRecord:
     return UserRecord(row.external_id, dict(row.attributes or {}), row.text, row.created_at)
 
 
-def _item_record(row: Item) -> ItemRecord:
+def _item_record(row: Any) -> ItemRecord:
     return ItemRecord(
         row.external_id,
         row.title,
