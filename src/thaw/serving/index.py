@@ -1,0 +1,163 @@
+"""Vector indexes over catalogue rows: exact dot-product top-k now, an interface FAISS can fill later.
+
+Rows are the catalogue's integer positions; an index never sees external ids. Readers never
+lock: a search works on the arrays it picked up when it started, and writers only append rows
+past that point or flip a row's `alive` flag.
+"""
+
+from __future__ import annotations
+
+import threading
+from typing import Protocol, runtime_checkable
+
+import numpy as np
+
+
+@runtime_checkable
+class VectorIndex(Protocol):
+    """Maximum inner-product search over rows of a growing catalogue."""
+
+    dim: int
+
+    def add(self, rows: np.ndarray, vectors: np.ndarray) -> None:
+        """Insert or overwrite `vectors` (n, dim) at catalogue positions `rows` (n,)."""
+        ...
+
+    def remove(self, rows: np.ndarray) -> None:
+        """Stop returning these rows."""
+        ...
+
+    def search(
+        self, queries: np.ndarray, k: int, exclude: list[np.ndarray] | None = None
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Top-k rows and scores per query: (b, k) int64 and (b, k) float32, -1 / -inf padded."""
+        ...
+
+    def vectors(self, rows: np.ndarray) -> np.ndarray:
+        """The stored vectors of `rows`: (n, dim) float32."""
+        ...
+
+    def scores(self, query: np.ndarray) -> np.ndarray:
+        """Scores of one query against every row: (n_rows,) float32, -inf for removed rows."""
+        ...
+
+    def matrix(self) -> np.ndarray:
+        """Every row's vector: (n_rows, dim) (an ANN index reconstructs or keeps a copy)."""
+        ...
+
+    def __len__(self) -> int:
+        """Live (not removed) rows."""
+        ...
+
+
+class ExactIndex:
+    """Brute-force dot product in NumPy: exact, and fast enough for ~10^5 items on one core."""
+
+    def __init__(self, dim: int, *, capacity: int = 1024) -> None:
+        if dim < 1:
+            raise ValueError(f"dim must be >= 1, got {dim}")
+        self.dim = dim
+        self._matrix = np.zeros((max(capacity, 1), dim), np.float32)  # (capacity, dim)
+        self._alive = np.zeros(max(capacity, 1), bool)
+        self._n_rows = 0  # one past the highest row ever added
+        self._lock = threading.Lock()
+
+    def add(self, rows: np.ndarray, vectors: np.ndarray) -> None:
+        rows = np.asarray(rows, np.int64)
+        vectors = np.asarray(vectors, np.float32)
+        if vectors.shape != (len(rows), self.dim):
+            raise ValueError(f"vectors must be ({len(rows)}, {self.dim}), got {vectors.shape}")
+        if len(rows) == 0:
+            return
+        if rows.min() < 0:
+            raise ValueError("rows must be >= 0")
+        with self._lock:
+            needed = int(rows.max()) + 1
+            if needed > len(self._matrix):
+                # Grow into fresh arrays: a concurrent search keeps the old ones, which stay valid.
+                capacity = max(needed, 2 * len(self._matrix))
+                matrix = np.zeros((capacity, self.dim), np.float32)
+                matrix[: self._n_rows] = self._matrix[: self._n_rows]
+                alive = np.zeros(capacity, bool)
+                alive[: self._n_rows] = self._alive[: self._n_rows]
+                matrix[rows] = vectors
+                alive[rows] = True
+                self._matrix, self._alive = matrix, alive
+            else:
+                self._matrix[rows] = vectors
+                self._alive[rows] = True
+            self._n_rows = max(self._n_rows, needed)
+
+    def remove(self, rows: np.ndarray) -> None:
+        with self._lock:
+            rows = np.asarray(rows, np.int64)
+            rows = rows[(rows >= 0) & (rows < self._n_rows)]
+            self._alive[rows] = False
+
+    def scores(self, query: np.ndarray) -> np.ndarray:
+        matrix, alive, n = self._matrix, self._alive, self._n_rows
+        out = matrix[:n] @ np.asarray(query, np.float32)  # (n,)
+        out[~alive[:n]] = -np.inf
+        return out
+
+    def search(
+        self, queries: np.ndarray, k: int, exclude: list[np.ndarray] | None = None
+    ) -> tuple[np.ndarray, np.ndarray]:
+        queries = np.atleast_2d(np.asarray(queries, np.float32))  # (b, dim)
+        matrix, alive, n = self._matrix, self._alive, self._n_rows
+        b = len(queries)
+        rows_out = np.full((b, k), -1, np.int64)
+        scores_out = np.full((b, k), -np.inf, np.float32)
+        if n == 0 or k < 1:
+            return rows_out, scores_out
+        scores = queries @ matrix[:n].T  # (b, n)
+        scores[:, ~alive[:n]] = -np.inf
+        for i in range(b):
+            if exclude is not None and len(exclude[i]):
+                drop = exclude[i][(exclude[i] >= 0) & (exclude[i] < n)]
+                scores[i, drop] = -np.inf
+            rows, top = top_k(scores[i], k)
+            rows_out[i, : len(rows)] = rows
+            scores_out[i, : len(rows)] = top
+        return rows_out, scores_out
+
+    def vectors(self, rows: np.ndarray) -> np.ndarray:
+        return self._matrix[np.asarray(rows, np.int64)].copy()
+
+    def matrix(self) -> np.ndarray:
+        """Every row's vector as a read-only view: (n_rows, dim); removed rows keep their values."""
+        view = self._matrix[: self._n_rows]
+        view = view.view()
+        view.flags.writeable = False
+        return view
+
+    def __len__(self) -> int:
+        return int(self._alive[: self._n_rows].sum())
+
+
+def top_k(scores: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """Rows of the k highest finite scores, best first (ties by lower row): (m,) rows, (m,) scores."""
+    finite = np.isfinite(scores)
+    n_finite = int(finite.sum())
+    if n_finite == 0:
+        return np.empty(0, np.int64), np.empty(0, np.float32)
+    k = min(k, n_finite)
+    if k < len(scores):
+        candidates = np.argpartition(-scores, k - 1)[:k]
+    else:
+        candidates = np.arange(len(scores))
+    # Stable order: score descending, then row ascending (deterministic ties).
+    order = np.lexsort((candidates, -scores[candidates]))
+    rows = candidates[order][:k]
+    rows = rows[np.isfinite(scores[rows])]
+    return rows.astype(np.int64), scores[rows].astype(np.float32)
+
+
+def padded_scores(index: VectorIndex, query: np.ndarray, n_rows: int) -> np.ndarray:
+    """`index.scores(query)` cut or padded with -inf to exactly n_rows: (n_rows,) float32."""
+    scores = index.scores(query)
+    if len(scores) >= n_rows:
+        return scores[:n_rows]
+    out = np.full(n_rows, -np.inf, np.float32)
+    out[: len(scores)] = scores
+    return out

@@ -1,0 +1,96 @@
+"""Recommendation endpoints: for a stored user, for someone new, and items similar to an item."""
+
+
+from typing import Annotated
+
+from fastapi import APIRouter, Path, Query
+
+from thaw.serving.auth import ReadAccess
+from thaw.serving.config import ServeConfig
+from thaw.serving.deps import ConfigDep, EngineDep, MetricsDep
+from thaw.serving.engine import NotFoundError, RecommendationList
+from thaw.serving.ranking import Scored
+from thaw.serving.routes import NOT_FOUND, field_error, not_found
+from thaw.serving.schemas import (
+    Id,
+    NewUserIn,
+    ReasonOut,
+    RecommendationOut,
+    RecommendationsOut,
+    SimilarOut,
+)
+
+
+def router(config: ServeConfig) -> APIRouter:
+    """GET /users/{id}/recommendations, POST /recommendations, GET /items/{id}/similar."""
+    api = APIRouter(tags=["recommendations"], dependencies=[ReadAccess])
+    K = Annotated[
+        int, Query(ge=1, le=config.limits.max_k, description="how many items to return")
+    ]
+
+    @api.get("/users/{user_id}/recommendations", response_model=RecommendationsOut, responses=NOT_FOUND)
+    def user_recommendations(
+        user_id: Annotated[Id, Path(description="the user's external id")],
+        engine: EngineDep,
+        metrics: MetricsDep,
+        k: K = config.default_k,
+        exclude_seen: Annotated[bool, Query(description="leave out items the user interacted with")] = True,
+        explain: Annotated[bool, Query(description="add the reason behind each item")] = False,
+    ) -> RecommendationsOut:
+        try:
+            profile = engine.profile_of(user_id)
+        except NotFoundError as exc:
+            raise not_found(exc) from exc
+        served = engine.recommend(profile, k, exclude_seen=exclude_seen, explain=explain)
+        return _out(user_id, served, metrics)
+
+    @api.post(
+        "/recommendations",
+        response_model=RecommendationsOut,
+        summary="Recommendations for someone not stored: attributes and/or a few liked items",
+    )
+    def new_user_recommendations(body: NewUserIn, engine: EngineDep, cfg: ConfigDep, metrics: MetricsDep) -> RecommendationsOut:
+        if body.k > cfg.limits.max_k:
+            raise field_error(["body", "k"], f"k must be <= {cfg.limits.max_k}", "less_than_equal")
+        if len(body.liked_items) > cfg.limits.max_liked_items:
+            raise field_error(["body", "liked_items"], f"at most {cfg.limits.max_liked_items} liked items", "too_long")
+        try:
+            profile = engine.profile_new(dict(body.attributes), list(body.liked_items), body.text)
+        except NotFoundError as exc:
+            position = body.liked_items.index(exc.ids[0])
+            raise field_error(["body", "liked_items", position], f"unknown item {exc.ids[0]!r}", "unknown_reference") from exc
+        served = engine.recommend(profile, body.k, exclude_seen=body.exclude_liked, explain=body.explain)
+        return _out(None, served, metrics)
+
+    @api.get("/items/{item_id}/similar", response_model=SimilarOut, responses=NOT_FOUND, tags=["items"])
+    def similar_items(
+        item_id: Annotated[Id, Path(description="the item's external id")],
+        engine: EngineDep,
+        metrics: MetricsDep,
+        k: K = config.default_k,
+        explain: Annotated[bool, Query(description="add the reason behind each item")] = False,
+    ) -> SimilarOut:
+        try:
+            served = engine.similar(item_id, k, explain=explain)
+        except NotFoundError as exc:
+            raise not_found(exc) from exc
+        return SimilarOut(item=item_id, items=[_item(s, metrics) for s in served.items], model_version=served.model_version)
+
+    return api
+
+
+def _item(scored: Scored, metrics: MetricsDep) -> RecommendationOut:
+    metrics.served.labels(scored.source).inc()
+    reason = None
+    if scored.reason is not None:
+        reason = ReasonOut(items=scored.reason.items, attributes=scored.reason.attributes, detail=scored.reason.detail)
+    return RecommendationOut(id=scored.item, title=scored.title, score=scored.score, source=scored.source, reason=reason)  # type: ignore[arg-type]
+
+
+def _out(user: str | None, served: RecommendationList, metrics: MetricsDep) -> RecommendationsOut:
+    return RecommendationsOut(
+        user=user,
+        items=[_item(s, metrics) for s in served.items],
+        request_id=served.request_id,
+        model_version=served.model_version,
+    )
