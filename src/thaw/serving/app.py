@@ -9,7 +9,10 @@ from collections.abc import AsyncIterator, Awaitable, Callable, MutableMapping
 from contextlib import asynccontextmanager
 from typing import Any
 
-from fastapi import FastAPI
+from fastapi import FastAPI, Request
+from fastapi.encoders import jsonable_encoder
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
 
 import thaw
 from thaw.serving.config import ServeConfig
@@ -49,17 +52,26 @@ def create_app(
         from thaw.serving.engine import Engine
         from thaw.serving.models import ModelRegistry
 
+        from thaw.serving.models import load_checkpoint
+
+        live_model, live_metrics = model, model_metrics
+        if live_model is None and config.model_dir is not None:
+            live_model, live_metrics = load_checkpoint(config.model_dir)
         text_encoder = encoder
         if text_encoder is None:
             from thaw.encoders import load_encoder
 
-            text_encoder = load_encoder(config.encoder)
+            # A trained model must see text vectors from the encoder it was trained with.
+            spec = getattr(getattr(live_model, "config_", None), "encoder", None) or config.encoder
+            if spec != config.encoder:
+                log.info("using the model's text encoder", extra={"encoder": spec})
+            text_encoder = load_encoder(spec, threads=config.threads)
         store = Store(config.db_url)
         engine = Engine(store, text_encoder, config)
         try:
             engine.load()
             registry = ModelRegistry(engine, config, trainer)
-            registry.load_initial(model, model_metrics)
+            registry.load_initial(live_model, live_metrics)
             engine.start()
         except BaseException:
             store.close()
@@ -94,6 +106,7 @@ def create_app(
     app.state.metrics = metrics
     for module in (items, users, events, recommend, admin, health):
         app.include_router(module.router(config))
+    app.add_exception_handler(RequestValidationError, _validation_error)  # type: ignore[arg-type]
     app.add_middleware(ObservedRequests, metrics=metrics, max_body_bytes=config.limits.max_body_bytes)
     return app
 
@@ -186,3 +199,19 @@ async def _too_large(send: Send, limit: int) -> None:
         }
     )
     await send({"type": "http.response.body", "body": body})
+
+
+async def _validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:
+    """FastAPI's 422 shape, made safe to encode (a NaN or a byte string in the input is shown as text)."""
+    errors = []
+    for error in exc.errors():
+        error = dict(error)
+        for key in ("input", "ctx"):
+            if key in error:
+                try:
+                    json.dumps(jsonable_encoder(error[key]), allow_nan=False)
+                    error[key] = jsonable_encoder(error[key])
+                except (TypeError, ValueError):
+                    error[key] = repr(error[key])
+        errors.append(error)
+    return JSONResponse({"detail": errors}, status_code=422)

@@ -127,6 +127,8 @@ class Engine:
             stale = time.monotonic() - self.counts_refreshed_at > self.config.stats_refresh_seconds
             if self._counts_dirty.is_set() or stale:
                 try:
+                    if stale and self.config.workers > 1:
+                        self.sync_catalogue()
                     self.refresh_counts()
                 except Exception:
                     log.exception("count refresh failed")
@@ -237,6 +239,22 @@ class Engine:
             np.zeros(n, np.int64),
         )
         return self.config.weights.of(arrays).astype(np.float64)
+
+    def sync_catalogue(self) -> tuple[int, int]:
+        """Index items other workers added and drop those they deleted: (added, removed)."""
+        stored = {r.id: r for r in self.store.iter_items()}
+        new = [r for i, r in stored.items() if i not in self.catalogue]
+        gone = [v.id for v in self.catalogue.live_items() if v.id not in stored]
+        self._index_items(new)
+        with self.catalogue.lock:
+            for item_id in gone:
+                row = self.catalogue.remove(item_id)
+                if row is not None:
+                    self.content_index.remove(np.array([row]))
+                    state = self.model_state
+                    if state is not None:
+                        state.index.remove(np.array([row]))
+        return len(new), len(gone)
 
     def mark_counts_stale(self) -> None:
         """Ask the refresher to recount from the store within a second (after deletes, say)."""

@@ -115,8 +115,6 @@ class ModelRegistry:
     def load_initial(self, model: EmbeddingModel | None = None, metrics: dict[str, float] | None = None) -> None:
         """Serve `model` (or the checkpoint at config.model_dir, or content similarity only)."""
         path = self.config.model_dir
-        if model is None and path is not None:
-            model, metrics = load_checkpoint(path)
         if model is None:
             self._record(ModelVersion("content", "live", now_utc(), "content", detail="no trained model"))
             return
