@@ -125,10 +125,8 @@ class ExactIndex:
         return self._matrix[np.asarray(rows, np.int64)].copy()
 
     def matrix(self) -> np.ndarray:
-        """Every row's vector as a read-only view: (n_rows, dim); removed rows keep their values."""
+        """Every row's vector as a view (do not write to it): (n_rows, dim); removed rows keep their values."""
         view = self._matrix[: self._n_rows]
-        view = view.view()
-        view.flags.writeable = False
         return view
 
     def __len__(self) -> int:
