@@ -9,6 +9,7 @@ import pytest
 
 from thaw.encoders import load_encoder
 from thaw.encoders.onnx_int8 import OnnxInt8Encoder
+from thaw.encoders.sentence import SentenceEncoder
 
 pytestmark = pytest.mark.encoder
 
@@ -51,3 +52,12 @@ def test_onnx_int8_stays_close_to_fp32(fp32_vectors: np.ndarray, tmp_path: Path)
     again = second.encode(SENTENCES[::-1])[::-1]
     assert second.onnx_path == encoder.onnx_path and second.onnx_path.stat().st_mtime_ns == exported
     np.testing.assert_array_equal(again, vectors)
+
+
+def test_bf16_matches_fp32_and_reports_progress(fp32_vectors: np.ndarray) -> None:
+    encoder = SentenceEncoder(precision="bf16", batch_size=4)
+    calls: list[tuple[int, int]] = []
+    vectors = encoder.encode(SENTENCES, callback=lambda done, total: calls.append((done, total)))
+    assert calls == [(4, 6), (6, 6)]
+    assert vectors.dtype == np.float32
+    assert (vectors * fp32_vectors).sum(axis=1).min() >= 0.999

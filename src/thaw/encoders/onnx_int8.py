@@ -16,6 +16,7 @@ import logging
 import os
 import shutil
 import tempfile
+import threading
 import warnings
 from collections.abc import Sequence
 from pathlib import Path
@@ -83,6 +84,7 @@ class OnnxInt8Encoder:
         self._session: Any = None
         self._tokenizer: Any = None
         self.onnx_path: Path | None = None
+        self._lock = threading.Lock()  # serving threads may race to the first encode
 
     def __repr__(self) -> str:
         return f"OnnxInt8Encoder({str(self.model_path)!r}, threads={self.threads})"
@@ -108,6 +110,11 @@ class OnnxInt8Encoder:
         """Export and quantise if not cached yet, then open the ONNX Runtime session."""
         if self._session is not None:
             return
+        with self._lock:
+            if self._session is None:
+                self._open()
+
+    def _open(self) -> None:
         try:
             import onnxruntime as ort
             from tokenizers import Tokenizer
@@ -120,9 +127,7 @@ class OnnxInt8Encoder:
         options.intra_op_num_threads = self.threads
         options.inter_op_num_threads = 1
         options.log_severity_level = 3
-        self._session = ort.InferenceSession(
-            str(self.onnx_path), options, providers=["CPUExecutionProvider"]
-        )
+        session = ort.InferenceSession(str(self.onnx_path), options, providers=["CPUExecutionProvider"])
         tokenizer = Tokenizer.from_file(str(self.model_path / "tokenizer.json"))
         # The file may carry fixed-length padding; pad each batch only to its longest text.
         tokenizer.no_padding()
@@ -131,7 +136,8 @@ class OnnxInt8Encoder:
         tokenizer.enable_padding(pad_id=0 if pad_id is None else pad_id, pad_token=pad_token)
         tokenizer.enable_truncation(max_length=self._spec["max_length"])
         self._tokenizer = tokenizer
-        self._input_names = [i.name for i in self._session.get_inputs()]
+        self._input_names = [i.name for i in session.get_inputs()]
+        self._session = session  # last: it is what other threads check
 
     def _run(self, texts: list[str]) -> np.ndarray:
         encodings = self._tokenizer.encode_batch(texts)

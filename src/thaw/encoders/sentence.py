@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
+import threading
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -64,6 +65,7 @@ class SentenceEncoder:
         self._normalizes = any(str(m.get("type", "")).endswith("Normalize") for m in modules)
         self._dim = embedding_dim(self.model_path)
         self._model: Any = None
+        self._lock = threading.Lock()  # serving threads may race to the first encode
 
     def __repr__(self) -> str:
         return f"SentenceEncoder({str(self.model_path)!r}, precision={self.precision!r}, threads={self.threads})"
@@ -79,7 +81,9 @@ class SentenceEncoder:
     def model(self) -> Any:
         """The loaded SentenceTransformer (loaded now if it wasn't)."""
         if self._model is None:
-            self._model = self._load()
+            with self._lock:
+                if self._model is None:
+                    self._model = self._load()
         return self._model
 
     def encode(
