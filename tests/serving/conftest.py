@@ -26,7 +26,7 @@ CATALOGUE = [
 ]
 
 
-def test_config(tmp_path: Path, **changes: Any) -> ServeConfig:
+def serve_config(tmp_path: Path, **changes: Any) -> ServeConfig:
     """A config over a fresh SQLite file; exploration off unless asked for."""
     base = ServeConfig(
         db_url=f"sqlite:///{tmp_path / 'serve.sqlite'}",
@@ -44,7 +44,7 @@ def make_client(tmp_path: Path) -> Iterator[Callable[..., TestClient]]:
     clients: list[TestClient] = []
 
     def make(app_kwargs: dict[str, Any] | None = None, **changes: Any) -> TestClient:
-        config = test_config(tmp_path, **changes)
+        config = serve_config(tmp_path, **changes)
         client = TestClient(create_app(config, encoder=HashEncoder(dim=16), **(app_kwargs or {})))
         client.__enter__()
         clients.append(client)
