@@ -35,18 +35,25 @@ N_TITLES = 16_980
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--data", type=Path, default=Path(os.environ.get("THAW_DATA", ROOT.parent / "shared" / "data")))
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument(
+        "--data", type=Path, default=Path(os.environ.get("THAW_DATA", ROOT.parent / "shared" / "data"))
+    )
     parser.add_argument("--sample", type=int, default=2000, help="titles encoded by every variant")
     parser.add_argument("--latency", type=int, default=200, help="titles timed one at a time (batch 1)")
-    parser.add_argument("--limit", type=int, default=None, help="titles in the full first-time encode (default all)")
+    parser.add_argument(
+        "--limit", type=int, default=None, help="titles in the full first-time encode (default all)"
+    )
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--seed", type=int, default=0, help="which titles form the sample")
     parser.add_argument("--json", type=Path, default=ROOT / "bench" / "results" / "encoders.json")
     parser.add_argument("--markdown", type=Path, default=ROOT / "docs" / "benchmarks" / "encoders.md")
     args = parser.parse_args(argv)
-    command = "HF_HUB_OFFLINE=1 THAW_DATA=../shared/data .venv/bin/python bench/bench_encoders.py " + " ".join(
-        shlex.quote(a) for a in (argv if argv is not None else sys.argv[1:])
+    command = (
+        "HF_HUB_OFFLINE=1 THAW_DATA=../shared/data .venv/bin/python bench/bench_encoders.py "
+        + " ".join(shlex.quote(a) for a in (argv if argv is not None else sys.argv[1:]))
     )
 
     from thaw.data.store import Store
@@ -69,7 +76,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     load_before = os.getloadavg()
     log(f"{len(full)} titles, sample {len(sample)}, latency {len(latency_texts)}, threads {args.threads}")
 
-    result: dict = {"command": command, "machine": machine_info(args.threads), "load_average_before": load_before}
+    result: dict = {
+        "command": command,
+        "machine": machine_info(args.threads),
+        "load_average_before": load_before,
+    }
 
     # --- first-time fp32 encode of all titles through the cache, then the cached re-encode
     with tempfile.TemporaryDirectory() as tmp:
@@ -105,9 +116,29 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     # --- every CPU path on the same sample
     rows = []
-    rows.append(measure("fp32 (torch, sentence-transformers)", encoder.name, encoder.encode, sample, latency_texts, reference, "64 (length-sorted)"))
+    rows.append(
+        measure(
+            "fp32 (torch, sentence-transformers)",
+            encoder.name,
+            encoder.encode,
+            sample,
+            latency_texts,
+            reference,
+            "64 (length-sorted)",
+        )
+    )
     bf16 = SentenceEncoder(precision="bf16", threads=args.threads)
-    rows.append(measure("bf16 weights (torch)", bf16.name, bf16.encode, sample, latency_texts, reference, "64 (length-sorted)"))
+    rows.append(
+        measure(
+            "bf16 weights (torch)",
+            bf16.name,
+            bf16.encode,
+            sample,
+            latency_texts,
+            reference,
+            "64 (length-sorted)",
+        )
+    )
     del bf16
 
     with tempfile.TemporaryDirectory() as cache_dir:
@@ -115,14 +146,26 @@ def main(argv: Sequence[str] | None = None) -> int:
         start = time.perf_counter()
         onnx.load()
         export_s = time.perf_counter() - start
-        log(f"ONNX export + int8 quantisation: {export_s:.1f} s, {onnx.onnx_path.stat().st_size / 1e6:.1f} MB")
-        row = measure("ONNX Runtime int8 per-channel (dynamic)", onnx.name, onnx.encode, sample, latency_texts, reference, "1")
+        log(
+            f"ONNX export + int8 quantisation: {export_s:.1f} s, {onnx.onnx_path.stat().st_size / 1e6:.1f} MB"
+        )
+        row = measure(
+            "ONNX Runtime int8 per-channel (dynamic)",
+            onnx.name,
+            onnx.encode,
+            sample,
+            latency_texts,
+            reference,
+            "1",
+        )
         row["export_s"] = round(export_s, 1)
         row["file_mb"] = round(onnx.onnx_path.stat().st_size / 1e6, 1)
         batched = OnnxInt8Encoder(cache_dir=cache_dir, threads=args.threads, batch_size=32)
         row["batch32"] = measure("", "", batched.encode, sample, [], reference, "32")
         rows.append(row)
-        rows.append(onnx_fp32_row(export_onnx, onnx, Path(cache_dir), sample, latency_texts, reference, args.threads))
+        rows.append(
+            onnx_fp32_row(export_onnx, onnx, Path(cache_dir), sample, latency_texts, reference, args.threads)
+        )
 
     rows.append(torch_dynamic_int8_row(encoder, sample, latency_texts, reference, args.threads))
     result["variants"] = rows
@@ -196,7 +239,15 @@ def onnx_fp32_row(export_onnx, int8, cache_dir: Path, sample, latency_texts, ref
     quantised = int8._session
     int8._session = session  # reuse the int8 encoder's tokenizer and batching with the fp32 graph
     try:
-        return measure("ONNX Runtime fp32 (same export, not quantised)", "-", int8.encode, sample, latency_texts, reference, "1")
+        return measure(
+            "ONNX Runtime fp32 (same export, not quantised)",
+            "-",
+            int8.encode,
+            sample,
+            latency_texts,
+            reference,
+            "1",
+        )
     finally:
         int8._session = quantised
 
@@ -211,14 +262,24 @@ def torch_dynamic_int8_row(encoder, sample, latency_texts, reference, threads: i
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        model = torch.ao.quantization.quantize_dynamic(copy.deepcopy(encoder.model), {torch.nn.Linear}, dtype=torch.qint8)
+        model = torch.ao.quantization.quantize_dynamic(
+            copy.deepcopy(encoder.model), {torch.nn.Linear}, dtype=torch.qint8
+        )
 
     def encode(texts: list[str]) -> np.ndarray:
         with torch_threads(threads), warnings.catch_warnings():
             warnings.simplefilter("ignore")
             return model.encode(texts, batch_size=64, show_progress_bar=False)
 
-    return measure("torch dynamic int8 (torch.ao, per-tensor)", "-", encode, sample, latency_texts, reference, "64 (length-sorted)")
+    return measure(
+        "torch dynamic int8 (torch.ao, per-tensor)",
+        "-",
+        encode,
+        sample,
+        latency_texts,
+        reference,
+        "64 (length-sorted)",
+    )
 
 
 def machine_info(threads: int) -> dict:

@@ -90,7 +90,11 @@ def test_metadata_and_take() -> None:
 
 def test_urls_and_free_ids_are_dropped_dates_are_numeric() -> None:
     rows = [
-        {"url": f"http://example.org/item/{i}", "uuid": f"{i:08x}-aaaa-bbbb-cccc-{i:012x}", "released": f"19{50 + i}-01-01"}
+        {
+            "url": f"http://example.org/item/{i}",
+            "uuid": f"{i:08x}-aaaa-bbbb-cccc-{i:012x}",
+            "released": f"19{50 + i}-01-01",
+        }
         for i in range(20)
     ]
     encoder = AttributeEncoder().fit(rows)

@@ -50,7 +50,9 @@ def test_dims_beyond_one_digest_are_filled() -> None:
 
 def test_callback_reports_progress_to_total() -> None:
     calls: list[tuple[int, int]] = []
-    HashEncoder(dim=8, batch_size=4).encode([str(i) for i in range(10)], callback=lambda d, t: calls.append((d, t)))
+    HashEncoder(dim=8, batch_size=4).encode(
+        [str(i) for i in range(10)], callback=lambda d, t: calls.append((d, t))
+    )
     assert calls == [(4, 10), (8, 10), (10, 10)]
 
 

@@ -27,9 +27,7 @@ class TextEncoder(Protocol):
     name: str
     dim: int
 
-    def encode(
-        self, texts: Sequence[str], *, callback: ProgressCallback | None = None
-    ) -> np.ndarray:
+    def encode(self, texts: Sequence[str], *, callback: ProgressCallback | None = None) -> np.ndarray:
         """Vectors of `texts` as float32 (len(texts), dim), computed in batches."""
         ...
 

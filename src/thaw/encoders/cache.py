@@ -65,10 +65,16 @@ def encode_cached(
             if callback is not None:
                 callback(offset + done, len(unique))
 
-        encoded = np.ascontiguousarray(encoder.encode([first_text[h] for h in chunk], callback=progress), dtype=np.float32)
+        encoded = np.ascontiguousarray(
+            encoder.encode([first_text[h] for h in chunk], callback=progress), dtype=np.float32
+        )
         if encoded.shape != (len(chunk), dim):
-            raise ValueError(f"encoder {encoder.name!r} returned shape {encoded.shape}, expected {(len(chunk), dim)}")
-        store.put_embeddings(encoder.name, {h: (dim, row.tobytes()) for h, row in zip(chunk, encoded, strict=True)})
+            raise ValueError(
+                f"encoder {encoder.name!r} returned shape {encoded.shape}, expected {(len(chunk), dim)}"
+            )
+        store.put_embeddings(
+            encoder.name, {h: (dim, row.tobytes()) for h, row in zip(chunk, encoded, strict=True)}
+        )
         vectors.update(zip(chunk, encoded, strict=True))
 
     out = np.empty((len(texts), dim), dtype=np.float32)

@@ -138,7 +138,9 @@ class AttributeEncoder:
         dropped: dict[str, str] = {}
         for name in names:
             rows_present = [
-                (int(r), d[name]) for r, d in zip(index, fit_rows) if name in d and not _is_missing(d[name])
+                (int(r), d[name])
+                for r, d in zip(index, fit_rows, strict=True)
+                if name in d and not _is_missing(d[name])
             ]
             spec, reason = self._fit_field(name, rows_present)
             if spec is None:
@@ -222,7 +224,9 @@ class AttributeEncoder:
     def from_dict(cls, state: Mapping[str, Any]) -> AttributeEncoder:
         """The fitted encoder described by `to_dict()`."""
         if state.get("format") != _FORMAT:
-            raise ValueError(f"unsupported AttributeEncoder format {state.get('format')!r}, expected {_FORMAT}")
+            raise ValueError(
+                f"unsupported AttributeEncoder format {state.get('format')!r}, expected {_FORMAT}"
+            )
         encoder = cls(**state["params"])
         encoder._validate_params()
         encoder.fields_ = tuple(
@@ -275,7 +279,9 @@ class AttributeEncoder:
             for k in range(self.max_prefix_length, 0, -1):
                 prefixes = [v[:k] for v in values]
                 vocab_k, coverage_k = self._vocabulary(prefixes)
-                if len(set(prefixes)) <= self.max_prefix_categories and (forced or coverage_k >= self.min_coverage):
+                if len(set(prefixes)) <= self.max_prefix_categories and (
+                    forced or coverage_k >= self.min_coverage
+                ):
                     if vocab_k:
                         return FieldSpec(name, "prefix", vocab_k, prefix_length=k), ""
             return None, "identifier-like codes with no prefix shared widely enough"
@@ -311,7 +317,9 @@ def _row_indices(rows: Sequence[int] | np.ndarray, n: int) -> np.ndarray:
         raise TypeError(f"rows must be integer indices or a boolean mask, got dtype {index.dtype}")
     index = index.astype(np.int64).ravel()
     if index.size and (index.min() < 0 or index.max() >= n):
-        raise IndexError(f"rows must index the {n} attribute dicts, got values in [{index.min()}, {index.max()}]")
+        raise IndexError(
+            f"rows must index the {n} attribute dicts, got values in [{index.min()}, {index.max()}]"
+        )
     return index
 
 
@@ -326,7 +334,9 @@ def _is_missing(value: Any) -> bool:
 
 
 def _is_number(value: Any) -> bool:
-    return isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, (bool, np.bool_))
+    return isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(
+        value, (bool, np.bool_)
+    )
 
 
 def _detect_kind(present: list[Any]) -> str | None:
@@ -337,9 +347,11 @@ def _detect_kind(present: list[Any]) -> str | None:
     ):
         return "date"
     scalars = (str, bool, int, float, np.integer, np.floating, np.bool_)
-    if all(isinstance(v, scalars) or (isinstance(v, (list, tuple, set, frozenset)) and all(
-        isinstance(x, scalars) for x in v
-    )) for v in present):
+    if all(
+        isinstance(v, scalars)
+        or (isinstance(v, (list, tuple, set, frozenset)) and all(isinstance(x, scalars) for x in v))
+        for v in present
+    ):
         return "categorical"
     return None
 

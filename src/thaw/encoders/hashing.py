@@ -42,9 +42,7 @@ class HashEncoder:
     def __repr__(self) -> str:
         return f"HashEncoder(dim={self.dim}, seed={self.seed})"
 
-    def encode(
-        self, texts: Sequence[str], *, callback: ProgressCallback | None = None
-    ) -> np.ndarray:
+    def encode(self, texts: Sequence[str], *, callback: ProgressCallback | None = None) -> np.ndarray:
         """Unit-length float32 vectors (len(texts), dim)."""
         texts = check_texts(texts)
         out = np.empty((len(texts), self.dim), dtype=np.float32)

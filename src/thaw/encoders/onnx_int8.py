@@ -89,9 +89,7 @@ class OnnxInt8Encoder:
     def __repr__(self) -> str:
         return f"OnnxInt8Encoder({str(self.model_path)!r}, threads={self.threads})"
 
-    def encode(
-        self, texts: Sequence[str], *, callback: ProgressCallback | None = None
-    ) -> np.ndarray:
+    def encode(self, texts: Sequence[str], *, callback: ProgressCallback | None = None) -> np.ndarray:
         """Float32 vectors (len(texts), dim), batched longest-first."""
         texts = check_texts(texts)
         out = np.empty((len(texts), self.dim), dtype=np.float32)
@@ -120,7 +118,8 @@ class OnnxInt8Encoder:
             from tokenizers import Tokenizer
         except ImportError as exc:
             raise ModelNotFoundError(
-                "the ONNX int8 encoder needs onnxruntime and onnx: pip install 'onnxruntime>=1.20,<2' 'onnx>=1.17,<2'"
+                "the ONNX int8 encoder needs onnxruntime and onnx: "
+                "pip install 'onnxruntime>=1.20,<2' 'onnx>=1.17,<2'"
             ) from exc
         self.onnx_path = ensure_int8_export(self.model_path, self.cache_dir, threads=self.threads)
         options = ort.SessionOptions()
@@ -176,7 +175,9 @@ def export_key(model_path: Path) -> str:
     import hashlib
 
     digest = hashlib.sha1(folder_fingerprint(model_path, contents=True).encode())
-    digest.update(json.dumps({"format": EXPORT_FORMAT, "opset": OPSET, **_versions()}, sort_keys=True).encode())
+    digest.update(
+        json.dumps({"format": EXPORT_FORMAT, "opset": OPSET, **_versions()}, sort_keys=True).encode()
+    )
     return f"{model_path.name}-{digest.hexdigest()[:16]}"
 
 
@@ -196,9 +197,7 @@ def export_onnx(model_path: Path, out: Path, *, threads: int = 1) -> None:
         except OSError as exc:
             raise ModelNotFoundError(f"cannot load the transformer in {model_path}: {exc}") from exc
         accepted = inspect.signature(transformer.forward).parameters
-        names = ["input_ids", "attention_mask"] + (
-            ["token_type_ids"] if "token_type_ids" in accepted else []
-        )
+        names = ["input_ids", "attention_mask"] + (["token_type_ids"] if "token_type_ids" in accepted else [])
         graph = _pooled_encoder(transformer, names, spec["mode"], spec["normalize"])
         # Trace with padding in the batch so the mask path is recorded, not specialised away.
         ids = torch.full((2, 8), 1000, dtype=torch.long)
@@ -228,9 +227,7 @@ def quantize_int8(source: Path, target: Path) -> None:
     level = root.level
     root.setLevel(max(level, logging.ERROR))  # the quantiser warns on the root logger about pre-processing
     try:
-        quantize_dynamic(
-            str(source), str(target), per_channel=True, weight_type=QuantType.QInt8
-        )
+        quantize_dynamic(str(source), str(target), per_channel=True, weight_type=QuantType.QInt8)
     finally:
         root.setLevel(level)
 
@@ -271,7 +268,8 @@ def _pooling_spec(folder: Path) -> dict[str, Any]:
     unsupported = [k for k in kinds if k not in ("Transformer", "Pooling", "Normalize")]
     if unsupported:
         raise ValueError(
-            f"ONNX export supports Transformer + Pooling (+ Normalize) models; {folder} also has {unsupported}"
+            "ONNX export supports Transformer + Pooling (+ Normalize) models; "
+            f"{folder} also has {unsupported}"
         )
     if not (folder / "tokenizer.json").is_file():
         raise ModelNotFoundError(f"{folder} has no tokenizer.json (a fast tokenizer file is needed for ONNX)")
@@ -290,7 +288,11 @@ def _pooling_spec(folder: Path) -> dict[str, Any]:
     bert_config = folder / "sentence_bert_config.json"
     if bert_config.is_file():
         max_length = min(max_length, int(read_json(bert_config).get("max_seq_length") or max_length))
-    special = read_json(folder / "special_tokens_map.json") if (folder / "special_tokens_map.json").is_file() else {}
+    special = (
+        read_json(folder / "special_tokens_map.json")
+        if (folder / "special_tokens_map.json").is_file()
+        else {}
+    )
     pad_token = special.get("pad_token", "[PAD]")
     pad_token = pad_token.get("content", "[PAD]") if isinstance(pad_token, dict) else pad_token
     return {

@@ -16,10 +16,10 @@ from thaw.encoders.base import (
     ProgressCallback,
     batches_by_length,
     check_texts,
-    quiet_transformers,
     embedding_dim,
     l2_normalize,
     model_base_name,
+    quiet_transformers,
     resolve_model_folder,
     sentence_modules,
     set_offline,
@@ -68,7 +68,9 @@ class SentenceEncoder:
         self._lock = threading.Lock()  # serving threads may race to the first encode
 
     def __repr__(self) -> str:
-        return f"SentenceEncoder({str(self.model_path)!r}, precision={self.precision!r}, threads={self.threads})"
+        return (
+            f"SentenceEncoder({str(self.model_path)!r}, precision={self.precision!r}, threads={self.threads})"
+        )
 
     @property
     def dim(self) -> int:
@@ -86,9 +88,7 @@ class SentenceEncoder:
                     self._model = self._load()
         return self._model
 
-    def encode(
-        self, texts: Sequence[str], *, callback: ProgressCallback | None = None
-    ) -> np.ndarray:
+    def encode(self, texts: Sequence[str], *, callback: ProgressCallback | None = None) -> np.ndarray:
         """Float32 vectors (len(texts), dim), batched longest-first."""
         texts = check_texts(texts)
         if not texts:
