@@ -305,17 +305,16 @@ def _pooling_spec(folder: Path) -> dict[str, Any]:
 
 
 def _versions() -> dict[str, str]:
-    import onnx
-    import onnxruntime
-    import torch
-    import transformers
+    """Versions of the tools that shape the exported file (read from metadata: nothing is imported)."""
+    from importlib.metadata import PackageNotFoundError, version
 
-    return {
-        "torch": torch.__version__,
-        "transformers": transformers.__version__,
-        "onnx": onnx.__version__,
-        "onnxruntime": onnxruntime.__version__,
-    }
+    found = {}
+    for package in ("torch", "transformers", "onnx", "onnxruntime"):
+        try:
+            found[package] = version(package)
+        except PackageNotFoundError:
+            found[package] = "missing"
+    return found
 
 
 def clear_cache(cache_dir: Path | None = None) -> None:
