@@ -156,3 +156,55 @@ def test_real_thaw_model_serves_known_new_and_cold(make_client, tmp_path) -> Non
     sims = c.get("/items/cold-1/similar", params={"k": 3}).json()["items"]
     assert len(sims) == 3 and {i["source"] for i in sims} == {"model"}
     assert c.get("/admin/models").json()[0]["metrics"] == {"recall@20": 0.3}
+
+
+def _tiny_store(url: str) -> None:
+    from thaw.data.records import EventRecord, ItemRecord, UserRecord, now_utc
+    from thaw.data.store import Store
+
+    rng = np.random.default_rng(0)
+    with Store(url) as store:
+        store.upsert_items([ItemRecord(i["id"], i["title"], None, i["attributes"]) for i in CATALOGUE])
+        store.upsert_users([UserRecord(f"u{n}", {"group": "a" if n % 2 else "b"}) for n in range(40)])
+        genres = [["space-1", "space-2", "space-3"], ["love-1", "love-2", "love-3"]]
+        store.add_events(
+            EventRecord(f"u{n}", str(item), "click", now_utc())
+            for n in range(40)
+            for item in rng.choice(genres[n % 2], 3, replace=False)
+        )
+
+
+def _tiny_config():
+    from thaw.models.thaw_model import ThawConfig
+    from thaw.models.two_tower import TwoTowerConfig
+    from thaw.training.loop import TrainConfig
+
+    return ThawConfig(
+        TwoTowerConfig(hidden=16, attr_dim=4, key_dim=8), TrainConfig(epochs=3, n_random_negatives=4), encoder="hash"
+    )
+
+
+def test_real_retraining_and_checkpoint_round_trip(make_client, tmp_path) -> None:
+    """POST /admin/train with the real trainer; the saved version then serves via model_dir."""
+    from thaw.serving.retrain import make_trainer
+
+    _tiny_store(f"sqlite:///{tmp_path / 'serve.sqlite'}")
+    trainer = make_trainer("hash", base_config=_tiny_config())
+    c = make_client({"trainer": trainer}, models_dir=tmp_path / "models")
+    assert c.post("/admin/train").status_code == 202
+    deadline = time.monotonic() + 120
+    while c.get("/admin/models").json()[-1]["status"] == "training":
+        assert time.monotonic() < deadline
+        time.sleep(0.1)
+    version = c.get("/admin/models").json()[-1]
+    assert version["status"] in ("live", "rejected"), version
+    assert "recall@20" in version["metrics"]
+    if version["status"] == "live":
+        assert (tmp_path / "models" / version["version"] / "meta.json").is_file()
+        c2 = make_client(model_dir=tmp_path / "models" / version["version"])
+        live = c2.get("/admin/models").json()[0]
+        assert live["origin"] == "checkpoint" and "recall@20" in live["metrics"]
+        body = c2.get("/users/u1/recommendations", params={"k": 3}).json()
+        assert {i["source"] for i in body["items"]} == {"model"}
+    else:
+        assert "worse" in version["detail"]

@@ -70,7 +70,12 @@ def create_app(
         engine = Engine(store, text_encoder, config)
         try:
             engine.load()
-            registry = ModelRegistry(engine, config, trainer)
+            from thaw.serving.retrain import make_trainer
+
+            base = getattr(live_model, "config_", None)
+            registry = ModelRegistry(
+                engine, config, trainer or make_trainer(config.encoder, config.threads, base_config=base)
+            )
             registry.load_initial(live_model, live_metrics)
             engine.start()
         except BaseException:

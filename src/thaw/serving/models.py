@@ -62,37 +62,21 @@ class TrainingBusyError(RuntimeError):
 
 
 def load_checkpoint(path: Path) -> tuple[EmbeddingModel, dict[str, float]]:
-    """A trained model from a `thaw train` directory and the metrics it carries."""
+    """A trained model from a `thaw train` directory and the validation metrics it carries."""
+    from thaw.serving.retrain import metrics_of
     from thaw.training import checkpoint
 
     model = checkpoint.load(path)
-    metrics = getattr(model, "metrics_", None) or getattr(model, "metrics", None) or {}
-    return model, {k: float(v) for k, v in dict(metrics).items() if isinstance(v, (int, float))}
-
-
-def default_trainer(store: Store, callback: Callable[[dict[str, Any]], None]) -> TrainOutcome:
-    """Retrain with `thaw.training.train.train_from_store` on the current store."""
-    from thaw.training import checkpoint
-    from thaw.training.train import train_from_store
-
-    model, history = train_from_store(store, None, callback=callback)
-    metrics = getattr(history, "metrics", None) or getattr(history, "best_metrics", None) or {}
-    evaluate = getattr(history, "evaluate", None)
-    return TrainOutcome(
-        model,
-        {k: float(v) for k, v in dict(metrics).items() if isinstance(v, (int, float))},
-        evaluate=evaluate,
-        save=lambda path: checkpoint.save(model, path),
-    )
+    return model, metrics_of(model)
 
 
 class ModelRegistry:
     """Versions known to this server and the background retraining job."""
 
-    def __init__(self, engine: Any, config: ServeConfig, trainer: Trainer | None = None) -> None:
+    def __init__(self, engine: Any, config: ServeConfig, trainer: Trainer) -> None:
         self.engine = engine
         self.config = config
-        self.trainer = trainer or default_trainer
+        self.trainer = trainer
         self._versions: list[ModelVersion] = []
         self._lock = threading.Lock()
         self._thread: threading.Thread | None = None
