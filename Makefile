@@ -11,7 +11,7 @@ export TRANSFORMERS_OFFLINE := 1
 export THAW_THREADS ?= 1
 DEMO_DB ?= var/demo.sqlite
 
-.PHONY: setup demo test test-fast bench-quality clean
+.PHONY: setup demo test test-fast bench-quality bench-serve clean
 
 $(STAMP): pyproject.toml
 	@command -v $(PYTHON) >/dev/null || { echo "need $(PYTHON) on PATH"; exit 1; }
@@ -32,6 +32,10 @@ test: setup  ## the whole test suite (PostgreSQL/MariaDB tests skip with a reaso
 
 test-fast: setup
 	$(BIN)/python -m pytest -q -m "not slow and not encoder"
+
+bench-serve: setup  ## serving latency/throughput (CiteULike, wrk or the Python load generator) and freshness
+	@command -v wrk >/dev/null || echo "wrk not found (apt-get install wrk); using bench/loadgen/pyload.py"
+	$(BIN)/python bench/bench_serve.py
 
 clean:
 	rm -rf var build dist .pytest_cache
