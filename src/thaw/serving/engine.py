@@ -29,13 +29,9 @@ from thaw.models.base import EmbeddingModel
 from thaw.serving.catalogue import Catalogue
 from thaw.serving.config import ServeConfig
 from thaw.serving.content import ContentSimilarity, normalise
-from thaw.serving.exploration import (
-    ImpressionLog,
-    explore_positions,
-    n_explore_slots,
-    thompson_pick,
-)
-from thaw.serving.index import ExactIndex, padded_scores, top_k
+from thaw.serving.chain import explore, fill
+from thaw.serving.exploration import ImpressionLog
+from thaw.serving.index import ExactIndex
 from thaw.serving.ranking import Profile, Reason, Scored, explain_rows
 
 log = logging.getLogger(__name__)
@@ -339,8 +335,8 @@ class Engine:
         queries = self._queries(profile, state)
         request_id = uuid.uuid4().hex
         rng = np.random.default_rng([self.config.exploration.seed, next(self._requests)])
-        served = self._fill(queries, k, exclude, state)
-        served = self._explore(served, queries, k, exclude, state, rng)
+        served = fill(self, queries, k, exclude, state)
+        served = explore(self, served, queries, k, exclude, state, rng)
         items = [
             Scored(
                 self.catalogue.id_of(row),
@@ -364,7 +360,7 @@ class Engine:
         if state is not None:
             queries.append(("model", state.index.vectors(np.array([row]))[0]))
         queries.append(("content", self.content_index.vectors(np.array([row]))[0]))
-        served = self._fill(queries, k, np.array([row]), state)
+        served = fill(self, queries, k, np.array([row]), state)
         anchor = Profile(None, {}, None, np.array([row]), np.ones(1, np.float32), np.array([row]))
         items = [
             Scored(
@@ -406,81 +402,6 @@ class Engine:
             vector = self.content.encode_users(content, ["" if profile.user is None else profile.user], history, history_vectors)[0]
             vector = None if not np.any(vector) else vector
         out.append(("content", vector))
-        return out
-
-    def _fill(
-        self,
-        queries: list[tuple[str, np.ndarray | None]],
-        k: int,
-        exclude: np.ndarray,
-        state: ModelState | None,
-    ) -> list[tuple[int, float, str, Any]]:
-        served: list[tuple[int, float, str, Any]] = []
-        taken = set(exclude.tolist())
-        for source, vector in queries:
-            if vector is None or len(served) >= k:
-                continue
-            index = state.index if source == "model" and state is not None else self.content_index
-            scores = padded_scores(index, vector, self.catalogue.n_rows)
-            rows, top = self._top(scores, k - len(served), taken)
-            served.extend((int(r), float(s), source, None) for r, s in zip(rows, top, strict=True))
-            taken.update(rows.tolist())
-        if len(served) < k:
-            popularity = self.catalogue.popularity.view(self.catalogue.n_rows).astype(np.float32)
-            popularity = np.where(self.catalogue.alive(), popularity, -np.inf).astype(np.float32)
-            rows, top = self._top(popularity, k - len(served), taken)
-            served.extend((int(r), float(s), "popularity", None) for r, s in zip(rows, top, strict=True))
-        return served
-
-    @staticmethod
-    def _top(scores: np.ndarray, k: int, taken: set[int]) -> tuple[np.ndarray, np.ndarray]:
-        if taken:
-            drop = np.fromiter((t for t in taken if t < len(scores)), np.int64)
-            scores = scores.copy()
-            scores[drop] = -np.inf
-        return top_k(scores, k)
-
-    def _explore(
-        self,
-        served: list[tuple[int, float, str, Any]],
-        queries: list[tuple[str, np.ndarray | None]],
-        k: int,
-        exclude: np.ndarray,
-        state: ModelState | None,
-        rng: np.random.Generator,
-    ) -> list[tuple[int, float, str, Any]]:
-        config = self.config.exploration
-        n_slots = n_explore_slots(config.share, min(k, len(served)), rng) if config.share > 0 else 0
-        if n_slots == 0:
-            return served
-        n = self.catalogue.n_rows
-        impressions = self.catalogue.impressions.view(n)
-        clicks = self.catalogue.clicks.view(n)
-        low = self.catalogue.alive() & (impressions < config.max_impressions)
-        kept = served[: len(served) - n_slots]
-        blocked = set(exclude.tolist()) | {row for row, *_ in kept}
-        primary = next(((s, v) for s, v in queries if v is not None), None)
-        if primary is not None:
-            index = state.index if primary[0] == "model" and state is not None else self.content_index
-            scores = np.where(low, padded_scores(index, primary[1], n), -np.inf).astype(np.float32)
-            pool, _ = self._top(scores, config.pool, blocked)
-        else:
-            # No signal about the person: any low-exposure item may be explored.
-            candidates = np.setdiff1d(np.flatnonzero(low), np.fromiter(blocked, np.int64, len(blocked)))
-            pool = rng.permutation(candidates)[: config.pool]
-        picks = thompson_pick(pool, impressions, clicks, n_slots, config, rng)
-        if not picks:
-            return served
-        positions = explore_positions(len(picks), min(k, len(served)))
-        rest = iter(kept + [s for s in served[len(kept):] if s[0] not in {p.row for p in picks}])
-        out: list[tuple[int, float, str, Any]] = []
-        explored = iter(picks)
-        for position in range(min(k, len(served))):
-            if position in positions:
-                pick = next(explored)
-                out.append((pick.row, pick.draw, "exploration", pick))
-            else:
-                out.append(next(rest))
         return out
 
     def _log_impressions(self, items: list[Scored], user: str | None, request_id: str) -> None:
