@@ -1,0 +1,94 @@
+"""`thaw train`: fit the cold-start model on a store and write a self-describing checkpoint."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import tomllib
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+from thaw.cli import app
+from thaw.cli.common import DbOption, fail_on_data_errors, open_store
+
+console = Console()
+
+
+def read_config(path: Path | None) -> dict[str, Any]:
+    """A config file (JSON or TOML, sections `model`, `train`, `encoder`) as plain values."""
+    if path is None:
+        return {}
+    if not path.is_file():
+        raise FileNotFoundError(f"config file {path} does not exist")
+    text = path.read_text(encoding="utf-8")
+    try:
+        values = tomllib.loads(text) if path.suffix == ".toml" else json.loads(text)
+    except (tomllib.TOMLDecodeError, json.JSONDecodeError) as exc:
+        raise ValueError(f"{path}: cannot parse config: {exc}") from exc
+    if not isinstance(values, dict):
+        raise ValueError(f"{path}: a config must be a table/object with model/train sections")
+    return values
+
+
+@app.command()
+def train(
+    out: Annotated[Path, typer.Option("--out", help="Checkpoint folder to write")],
+    db: DbOption = None,
+    config: Annotated[Path | None, typer.Option(help="JSON or TOML file with model/train settings")] = None,
+    encoder: Annotated[
+        str | None, typer.Option(help="Text encoder: minilm (default), hash, or a model folder; 'none' for no text")
+    ] = None,
+    epochs: Annotated[int | None, typer.Option(help="Override train.epochs")] = None,
+    threads: Annotated[int | None, typer.Option(help="Torch threads (default: train.threads, 1)")] = None,
+    seed: Annotated[int | None, typer.Option(help="Override train.seed")] = None,
+) -> None:
+    """Train thaw's two-tower model on everything in the store and save it to --out."""
+    from thaw.models.thaw_model import ThawConfig
+    from thaw.training.checkpoint import save
+    from thaw.training.loop import EpochReport
+    from thaw.training.train import train_from_store
+
+    with fail_on_data_errors():
+        values = read_config(config)
+        cfg = ThawConfig.from_dict(values)
+        overrides = {k: v for k, v in {"epochs": epochs, "threads": threads, "seed": seed}.items() if v is not None}
+        if overrides:
+            cfg = dataclasses.replace(cfg, train=dataclasses.replace(cfg.train, **overrides))
+        if encoder is not None:
+            cfg = dataclasses.replace(cfg, encoder=None if encoder.lower() == "none" else encoder)
+        with open_store(db) as store, Progress(
+            TextColumn("[bold]{task.description:<14}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TextColumn("{task.fields[info]}"),
+            TimeElapsedColumn(),
+            console=console,
+        ) as progress:
+            tasks: dict[str, Any] = {}
+
+            def stage(name: str, done: int, total: int) -> None:
+                if name not in tasks:
+                    tasks[name] = progress.add_task(name, total=total or None, info="")
+                progress.update(tasks[name], completed=done, total=total or None)
+
+            def on_epoch(report: EpochReport) -> None:
+                if "train" not in tasks:
+                    tasks["train"] = progress.add_task("train", total=report.epochs, info="")
+                val = "" if report.val_metric is None else f" val {report.val_metric:.4f}"
+                progress.update(
+                    tasks["train"], completed=report.epoch,
+                    info=f"loss {report.loss:.4f}{val} best {report.best_metric or 0:.4f}",
+                )
+
+            model, history = train_from_store(store, cfg, callback=on_epoch, stage=stage)
+        folder = save(model, out)
+    best = "n/a" if history.best_metric is None else f"{history.best_metric:.4f}"
+    console.print(
+        f"trained {len(history.epochs)} epochs in {history.seconds:.1f}s; best validation "
+        f"{history.metric} {best} at epoch {history.best_epoch}"
+    )
+    console.print(f"checkpoint written to {folder}")

@@ -1,0 +1,265 @@
+"""`ThawRecommender`: the two-tower cold-start model as an estimator (Recommender + EmbeddingModel)."""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any, Self
+
+import numpy as np
+import scipy.sparse as sp
+import torch
+
+from thaw.data.dataset import ItemContent, UserContent
+from thaw.models.base import FitData
+from thaw.models.two_tower import EntityFeatures, TwoTower, TwoTowerConfig, item_table, user_table
+from thaw.training import loop
+from thaw.training.loop import Callback, History, TrainConfig, TrainingData
+
+
+@dataclass(frozen=True)
+class ThawConfig:
+    """Everything that defines a thaw model: architecture, training, and the text encoder."""
+
+    model: TwoTowerConfig = field(default_factory=TwoTowerConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    encoder: str | None = "minilm"  # encoder spec for texts that come without vectors
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain values (for JSON)."""
+        return {"model": dataclasses.asdict(self.model), "train": dataclasses.asdict(self.train),
+                "encoder": self.encoder}
+
+    @classmethod
+    def from_dict(cls, values: dict[str, Any]) -> ThawConfig:
+        """A config from plain values; unknown sections or keys are an error."""
+        unknown = set(values) - {"model", "train", "encoder"}
+        if unknown:
+            raise ValueError(f"unknown config sections: {', '.join(sorted(unknown))}")
+        model_values = dict(values.get("model", {}))
+        bad = set(model_values) - set(TwoTowerConfig.__dataclass_fields__)
+        if bad:
+            raise ValueError(f"unknown model settings: {', '.join(sorted(bad))}")
+        return cls(
+            model=TwoTowerConfig(**model_values),
+            train=TrainConfig.from_dict(values.get("train", {})),
+            encoder=values.get("encoder", "minilm"),
+        )
+
+
+class ThawRecommender:
+    """thaw's model: item tower over content (+ id), user tower over history and attributes (+ id).
+
+    Follows the sklearn contract: `__init__` stores settings, `fit` learns and returns self.
+    """
+
+    name = "thaw"
+
+    def __init__(self, config: ThawConfig | None = None) -> None:
+        self.config = config
+
+    # ------------------------------------------------------------------ fitting
+    def fit(
+        self,
+        data: FitData,
+        *,
+        callback: Callback | None = None,
+        user_ids: Sequence[str] | None = None,
+        item_ids: Sequence[str] | None = None,
+    ) -> Self:
+        """Train on `data`; `user_ids` / `item_ids` name the rows (default: their index as text)."""
+        config = self.config if self.config is not None else ThawConfig()
+        if not isinstance(config, ThawConfig):
+            raise TypeError(f"config must be a ThawConfig, got {type(config).__name__}")
+        if not isinstance(data, FitData):
+            raise TypeError(f"data must be FitData, got {type(data).__name__}")
+        user_ids = [str(i) for i in range(data.n_users)] if user_ids is None else list(user_ids)
+        item_ids = [str(i) for i in range(data.n_items)] if item_ids is None else list(item_ids)
+        if len(user_ids) != data.n_users or len(item_ids) != data.n_items:
+            raise ValueError("user_ids / item_ids must name every row of the training matrix")
+        self._encoder_cache: Any = None
+        self.config_ = config
+        self.item_attributes_ = _fit_attributes(data.items.attributes, data.warm_items)
+        self.user_attributes_ = _fit_attributes(data.users.attributes, data.warm_users)
+        items = self._item_features(data.items)
+        users = self._user_features(data.users)
+        model_config = dataclasses.replace(
+            config.model,
+            n_users=data.n_users,
+            n_items=data.n_items,
+            text_dim=0 if items.text is None else items.text.shape[1],
+            user_text_dim=0 if users.text is None else users.text.shape[1],
+            n_item_categories=_width(items.categorical),
+            n_item_numeric=0 if items.numeric is None else items.numeric.shape[1],
+            n_user_categories=_width(users.categorical),
+            n_user_numeric=0 if users.numeric is None else users.numeric.shape[1],
+        )
+        model = TwoTower(model_config)
+        model.reset_parameters(torch.Generator().manual_seed(config.train.seed))
+        train = data.train.tocsr().astype(np.float32)
+        training = TrainingData(
+            train=train,
+            items=items,
+            users=users,
+            warm_users=np.asarray(data.warm_users, bool),
+            warm_items=np.asarray(data.warm_items, bool),
+            validation=data.validation,
+            validation_items=data.validation_items,
+        )
+        with _threads(config.train.threads):
+            self.history_: History = loop.train(model, training, config.train, callback=callback)
+            self.item_vectors_ = item_table(model, items, training.warm_items)
+        self.model_ = model
+        self.model_config_ = model_config
+        self.user_ids_ = user_ids
+        self.item_ids_ = item_ids
+        self.warm_users_ = training.warm_users
+        self.warm_items_ = training.warm_items
+        self.user_features_ = users
+        self._index()
+        return self
+
+    def _index(self) -> None:
+        """Id -> training row, for ids that own a learned id part (warm at fit time)."""
+        self.user_index_ = {u: i for i, u in enumerate(self.user_ids_) if self.warm_users_[i]}
+        self.item_index_ = {t: i for i, t in enumerate(self.item_ids_) if self.warm_items_[i]}
+
+    # ------------------------------------------------------------------ Recommender
+    def score(self, users: np.ndarray, history: sp.csr_matrix) -> np.ndarray:
+        """(len(users), n_items) scores of training-time users against the training catalogue."""
+        self._check_fitted()
+        users = np.asarray(users, dtype=np.int64)
+        history = sp.csr_matrix(history, dtype=np.float32)
+        if history.shape != (len(users), len(self.item_ids_)):
+            raise ValueError(f"history must be (len(users), {len(self.item_ids_)}), got {history.shape}")
+        with _threads(self.config_.train.threads):
+            vectors = user_table(
+                self.model_, self.item_vectors_, history, self.user_features_, users, users,
+                self.warm_users_[users], max_history=self.config_.train.max_eval_history,
+            )
+            return (vectors @ self.item_vectors_.T).numpy()
+
+    # ------------------------------------------------------------------ EmbeddingModel
+    def encode_items(self, content: ItemContent, item_ids: list[str]) -> np.ndarray:
+        """(n, d + 1) float32 item vectors: content, plus the id part for items seen in training."""
+        self._check_fitted()
+        if len(item_ids) != len(content):
+            raise ValueError(f"{len(item_ids)} item ids for {len(content)} items")
+        features = self._item_features(content)
+        index = np.array([self.item_index_.get(t, -1) for t in item_ids], dtype=np.int64)
+        with _threads(self.config_.train.threads), torch.no_grad():
+            out = item_table(self.model_, features, np.zeros(len(item_ids), bool))
+            known = np.flatnonzero(index >= 0)
+            if len(known):
+                out[known] += self.model_.item_id_part(torch.from_numpy(index[known]))
+        return out.numpy().astype(np.float32)
+
+    def encode_users(
+        self, content: UserContent, user_ids: list[str], history: sp.csr_matrix, item_vectors: np.ndarray
+    ) -> np.ndarray:
+        """(n, d + 1) float32 user vectors from attributes, current history and (warm) id."""
+        self._check_fitted()
+        if len(user_ids) != len(content):
+            raise ValueError(f"{len(user_ids)} user ids for {len(content)} users")
+        history = sp.csr_matrix(history, dtype=np.float32)
+        if history.shape != (len(user_ids), len(item_vectors)):
+            raise ValueError(
+                f"history must be (n_users, n_catalogue) = ({len(user_ids)}, {len(item_vectors)}), "
+                f"got {history.shape}"
+            )
+        features = self._user_features(content)
+        index = np.array([self.user_index_.get(u, -1) for u in user_ids], dtype=np.int64)
+        table = torch.from_numpy(np.asarray(item_vectors, dtype=np.float32))
+        with _threads(self.config_.train.threads):
+            out = user_table(
+                self.model_, table, history, features, np.arange(len(user_ids)),
+                np.maximum(index, 0), index >= 0, max_history=self.config_.train.max_eval_history,
+            )
+        return out.numpy().astype(np.float32)
+
+    @property
+    def dim(self) -> int:
+        """Length of the vectors `encode_items` / `encode_users` return."""
+        self._check_fitted()
+        return self.model_.dim + 1
+
+    # ------------------------------------------------------------------ features
+    def _item_features(self, content: ItemContent) -> EntityFeatures:
+        text = content.text_vectors
+        if text is None and self.config_.encoder:
+            text = self._encoder().encode(content.documents())
+        cat, num = _transform_attributes(self.item_attributes_, content.attributes)
+        return EntityFeatures(_normalized(text), cat, num)
+
+    def _user_features(self, content: UserContent) -> EntityFeatures:
+        text = content.text_vectors
+        fitted_dim = getattr(self, "model_config_", None)
+        wants_text = fitted_dim.user_text_dim > 0 if fitted_dim is not None else any(content.texts)
+        if text is None and wants_text and self.config_.encoder:
+            encoded = self._encoder().encode([t or "" for t in content.texts])
+            empty = np.array([not t for t in content.texts])
+            encoded[empty] = 0.0  # no text is no signal, not the vector of ""
+            text = encoded
+        if text is not None and fitted_dim is not None and not wants_text:
+            text = None
+        cat, num = _transform_attributes(self.user_attributes_, content.attributes)
+        return EntityFeatures(_normalized(text), cat, num)
+
+    def _encoder(self) -> Any:
+        if getattr(self, "_encoder_cache", None) is None:
+            from thaw.encoders import load_encoder
+
+            self._encoder_cache = load_encoder(self.config_.encoder)
+        return self._encoder_cache
+
+    def _check_fitted(self) -> None:
+        if not hasattr(self, "model_"):
+            raise RuntimeError("ThawRecommender is not fitted: call fit() or checkpoint.load() first")
+
+
+def _fit_attributes(attributes: list[dict[str, Any]], rows: np.ndarray) -> Any:
+    """An attribute encoder fitted on the training rows, or None when there are no attributes."""
+    if not any(attributes):
+        return None
+    from thaw.encoders.features import AttributeEncoder
+
+    return AttributeEncoder().fit(attributes, rows=np.flatnonzero(rows))
+
+
+def _transform_attributes(
+    encoder: Any, attributes: list[dict[str, Any]]
+) -> tuple[sp.csr_matrix | None, np.ndarray | None]:
+    if encoder is None:
+        return None, None
+    features = encoder.transform(attributes)
+    cat = features.categorical if features.categorical is not None and features.categorical.shape[1] else None
+    num = features.numeric if features.numeric is not None and features.numeric.shape[1] else None
+    return (None if cat is None else sp.csr_matrix(cat, dtype=np.float32),
+            None if num is None else np.asarray(num, dtype=np.float32))
+
+
+def _normalized(text: np.ndarray | None) -> np.ndarray | None:
+    if text is None:
+        return None
+    text = np.asarray(text, dtype=np.float32)
+    norms = np.linalg.norm(text, axis=1, keepdims=True)
+    return np.ascontiguousarray(text / np.maximum(norms, 1e-12), dtype=np.float32)
+
+
+def _width(matrix: sp.csr_matrix | None) -> int:
+    return 0 if matrix is None else matrix.shape[1]
+
+
+class _threads:
+    """Run torch with `n` intra-op threads, restoring the previous count afterwards."""
+
+    def __init__(self, n: int) -> None:
+        self.n = n
+
+    def __enter__(self) -> None:
+        self.previous = torch.get_num_threads()
+        torch.set_num_threads(self.n)
+
+    def __exit__(self, *exc: object) -> None:
+        torch.set_num_threads(self.previous)

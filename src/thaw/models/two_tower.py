@@ -1,0 +1,370 @@
+"""thaw's two-tower network: item tower over content (+ id), user tower over history, attributes (+ id).
+
+Score = user · item. The last coordinate carries an item bias: user vectors end in a constant 1 and
+item vectors in their bias, so serving stays a plain dot product.
+
+Item tower:  v_i = P x_i + R([x_i, attrs_i]) + keep_i * E_i
+User tower:  u   = s * (pool(history) + Q(pool) + A(attrs_u) + c + keep_u * F_u)
+
+`x_i` is the pretrained text vector; `P` starts as the identity (or an orthonormal projection), and
+the residual `R` and `Q` start at zero, so an untrained model ranks exactly like a content-KNN over
+the pretrained space; training adds collaborative signal on top of it. `pool` is attention over
+the item vectors of the user's history, with each item's event strength added as a log-prior.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+import scipy.sparse as sp
+import torch
+from torch import Tensor, nn
+
+
+@dataclass(frozen=True)
+class TwoTowerConfig:
+    """Architecture of the two towers; sizes of the data are filled in by the estimator at fit."""
+
+    dim: int = 0  # embedding size; 0 means "the text encoder's dimension"
+    hidden: int = 256  # width of the residual and attribute MLPs
+    attr_dim: int = 32  # size of the learned embedding of categorical attributes
+    n_heads: int = 2  # attention heads pooling the history
+    key_dim: int = 64  # size of attention keys and queries
+    attention: bool = True  # False pools the history with an event-weighted mean
+    item_residual: bool = True  # learned residual on top of the projected text vector
+    learn_text_projection: bool = True  # False keeps P fixed at its (identity) initialisation
+    item_ids: bool = True  # id embeddings for warm items
+    user_ids: bool = True  # id embeddings for warm users
+    init_scale: float = 10.0  # initial logit scale s (an inverse temperature)
+    id_init_std: float = 0.01
+    # Data sizes (0 = absent), set by the estimator.
+    n_users: int = 0
+    n_items: int = 0
+    text_dim: int = 0
+    user_text_dim: int = 0
+    n_item_categories: int = 0
+    n_item_numeric: int = 0
+    n_user_categories: int = 0
+    n_user_numeric: int = 0
+
+    def __post_init__(self) -> None:
+        for name in ("dim", "n_users", "n_items", "text_dim", "user_text_dim", "n_item_categories",
+                     "n_item_numeric", "n_user_categories", "n_user_numeric"):
+            if getattr(self, name) < 0:
+                raise ValueError(f"{name} must be >= 0, got {getattr(self, name)}")
+        for name in ("hidden", "attr_dim", "n_heads", "key_dim"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+        if self.init_scale <= 0:
+            raise ValueError(f"init_scale must be > 0, got {self.init_scale}")
+        if self.id_init_std < 0:
+            raise ValueError(f"id_init_std must be >= 0, got {self.id_init_std}")
+
+    @property
+    def out_dim(self) -> int:
+        """The embedding size actually used (`dim`, or the text dimension when `dim` is 0)."""
+        if self.dim:
+            return self.dim
+        if self.text_dim:
+            return self.text_dim
+        raise ValueError("dim must be set when there is no text encoder")
+
+
+@dataclass(frozen=True)
+class EntityFeatures:
+    """Content features of users or items as arrays: row i is entity i."""
+
+    text: np.ndarray | None = None  # (n, t) float32
+    categorical: sp.csr_matrix | None = None  # (n, n_categories) multi-hot
+    numeric: np.ndarray | None = None  # (n, m) float32, standardised
+
+    def __post_init__(self) -> None:
+        sizes = {len(a) if not sp.issparse(a) else a.shape[0] for a in self._arrays()}
+        if len(sizes) > 1:
+            raise ValueError(f"feature arrays disagree on the number of rows: {sorted(sizes)}")
+
+    def _arrays(self) -> list[np.ndarray | sp.csr_matrix]:
+        return [a for a in (self.text, self.categorical, self.numeric) if a is not None]
+
+    def __len__(self) -> int:
+        arrays = self._arrays()
+        return 0 if not arrays else (arrays[0].shape[0])
+
+    def rows(self, index: np.ndarray) -> FeatureBatch:
+        """Tensors for the entities at `index`."""
+        text = None if self.text is None else torch.from_numpy(self.text[index])
+        numeric = None if self.numeric is None else torch.from_numpy(self.numeric[index])
+        cat = None
+        if self.categorical is not None:
+            sub = self.categorical[index]
+            counts = np.diff(sub.indptr)
+            # Mean of the embeddings of the active categories: weight 1/count for each.
+            weights = np.repeat(1.0 / np.maximum(counts, 1), counts).astype(np.float32)
+            cat = (
+                torch.from_numpy(sub.indices.astype(np.int64)),
+                torch.from_numpy(sub.indptr[:-1].astype(np.int64)),
+                torch.from_numpy(weights),
+            )
+        return FeatureBatch(text, cat, numeric, len(index))
+
+
+@dataclass(frozen=True)
+class FeatureBatch:
+    """Content features of a batch of entities as tensors."""
+
+    text: Tensor | None
+    categorical: tuple[Tensor, Tensor, Tensor] | None  # (indices, offsets, per-sample weights)
+    numeric: Tensor | None
+    n: int
+
+
+class _Features(nn.Module):
+    """Concatenates text, a learned embedding of the categorical multi-hot, and numeric features."""
+
+    def __init__(self, text_dim: int, n_categories: int, n_numeric: int, attr_dim: int) -> None:
+        super().__init__()
+        self.categories = nn.EmbeddingBag(n_categories, attr_dim, mode="sum") if n_categories else None
+        self.in_dim = text_dim + (attr_dim if n_categories else 0) + n_numeric
+
+    def forward(self, batch: FeatureBatch) -> Tensor:
+        parts = []
+        if batch.text is not None:
+            parts.append(batch.text)
+        if self.categories is not None and batch.categorical is not None:
+            index, offsets, weights = batch.categorical
+            parts.append(self.categories(index, offsets, per_sample_weights=weights))
+        if batch.numeric is not None:
+            parts.append(batch.numeric)
+        if not parts:
+            return torch.zeros(batch.n, 0)
+        return torch.cat(parts, dim=1)  # (n, in_dim)
+
+
+def _mlp(in_dim: int, hidden: int, out_dim: int) -> nn.Sequential:
+    return nn.Sequential(nn.Linear(in_dim, hidden), nn.GELU(), nn.Linear(hidden, out_dim))
+
+
+class TwoTower(nn.Module):
+    """User and item towers whose dot product is the score."""
+
+    def __init__(self, config: TwoTowerConfig) -> None:
+        super().__init__()
+        self.config = config
+        d = config.out_dim
+        self.dim = d
+        # ---- item tower
+        self.item_features = _Features(
+            config.text_dim, config.n_item_categories, config.n_item_numeric, config.attr_dim
+        )
+        self.text_projection = nn.Linear(config.text_dim, d, bias=False) if config.text_dim else None
+        if self.text_projection is not None and not config.learn_text_projection:
+            self.text_projection.weight.requires_grad_(False)
+        in_item = self.item_features.in_dim
+        # The residual also yields the content part of the item bias (last coordinate).
+        self.item_residual = _mlp(in_item, config.hidden, d + 1) if in_item and config.item_residual else None
+        self.item_bias = nn.Parameter(torch.zeros(1))
+        self.item_id = nn.Embedding(config.n_items, d + 1) if config.item_ids and config.n_items else None
+        # ---- user tower
+        self.user_features = _Features(
+            config.user_text_dim, config.n_user_categories, config.n_user_numeric, config.attr_dim
+        )
+        in_user = self.user_features.in_dim
+        self.user_attr = (
+            nn.Sequential(nn.Linear(in_user, config.hidden), nn.GELU()) if in_user else None
+        )
+        self.user_attr_out = nn.Linear(config.hidden, d) if in_user else None
+        self.user_const = nn.Parameter(torch.zeros(d))
+        self.empty_history = nn.Parameter(torch.zeros(d))
+        self.key = nn.Linear(d, config.key_dim, bias=False)
+        self.query = nn.Parameter(torch.zeros(config.n_heads, config.key_dim))
+        self.user_query = nn.Linear(config.hidden, config.n_heads * config.key_dim) if in_user else None
+        self.user_residual = _mlp(d, config.hidden, d)
+        self.user_id = nn.Embedding(config.n_users, d) if config.user_ids and config.n_users else None
+        self.log_scale = nn.Parameter(torch.tensor(math.log(config.init_scale)))
+
+    @torch.no_grad()
+    def reset_parameters(self, generator: torch.Generator) -> None:
+        """Initialise every parameter from `generator`: an untrained model is a content-KNN."""
+        cfg = self.config
+        for module in self.modules():
+            if isinstance(module, nn.Linear):
+                bound = 1.0 / math.sqrt(module.in_features)
+                module.weight.uniform_(-bound, bound, generator=generator)
+                if module.bias is not None:
+                    module.bias.zero_()
+            elif isinstance(module, nn.EmbeddingBag):
+                module.weight.normal_(0.0, 0.1, generator=generator)
+        if self.text_projection is not None:
+            self.text_projection.weight.copy_(_orthonormal(self.dim, cfg.text_dim, generator))
+        # Residuals and attention queries start at zero: the untrained model is pure content.
+        for last in (self.item_residual, self.user_residual):
+            if last is not None:
+                last[-1].weight.zero_()
+                last[-1].bias.zero_()
+        if self.user_query is not None:
+            self.user_query.weight.zero_()
+            self.user_query.bias.zero_()
+        for param in (self.query, self.user_const, self.empty_history, self.item_bias):
+            param.zero_()
+        if self.user_attr_out is not None and cfg.text_dim:
+            # With text, attributes start silent too; without text they are the only signal.
+            self.user_attr_out.weight.zero_()
+        for table in (self.item_id, self.user_id):
+            if table is not None:
+                table.weight.normal_(0.0, cfg.id_init_std, generator=generator)
+        self.log_scale.fill_(math.log(cfg.init_scale))
+
+    # ------------------------------------------------------------------ item tower
+    def item_content(self, features: FeatureBatch) -> Tensor:
+        """Content-only item vectors (n, d + 1): what a cold item gets."""
+        out = torch.zeros(features.n, self.dim + 1)
+        if self.text_projection is not None and features.text is not None:
+            out = out + nn.functional.pad(self.text_projection(features.text), (0, 1))
+        if self.item_residual is not None:
+            out = out + self.item_residual(self.item_features(features))
+        return out + nn.functional.pad(self.item_bias, (self.dim, 0))
+
+    def item_id_part(self, index: Tensor) -> Tensor:
+        """The id part (n, d + 1) of items by training index; zeros when ids are off."""
+        if self.item_id is None:
+            return torch.zeros(len(index), self.dim + 1)
+        return self.item_id(index)
+
+    # ------------------------------------------------------------------ user tower
+    def user_vectors(
+        self,
+        item_table: Tensor,
+        history_index: Tensor,
+        history_weight: Tensor,
+        features: FeatureBatch,
+        user_index: Tensor,
+        keep_id: Tensor,
+    ) -> Tensor:
+        """User vectors (B, d + 1).
+
+        `item_table` (C, d + 1) holds item vectors; `history_index` (B, L) points into it and
+        `history_weight` (B, L) gives each event's strength (0 marks padding). `keep_id` (B,) is 1
+        where the user's id part is used (warm users whose id is not dropped).
+        """
+        pooled = self.pool(item_table[:, : self.dim], history_index, history_weight, features)
+        u = pooled + self.user_residual(pooled)  # (B, d)
+        if self.user_attr is not None and self.user_attr_out is not None:
+            u = u + self.user_attr_out(self.user_attr(self.user_features(features)))
+        u = u + self.user_const
+        if self.user_id is not None:
+            u = u + keep_id[:, None] * self.user_id(user_index)
+        scaled = torch.exp(self.log_scale) * u
+        return torch.cat([scaled, torch.ones(len(u), 1)], dim=1)
+
+    def pool(
+        self, table: Tensor, history_index: Tensor, history_weight: Tensor, features: FeatureBatch
+    ) -> Tensor:
+        """Pool each user's history into (B, d); users with no history get a learned vector."""
+        n_users, length = history_index.shape
+        empty = self.empty_history.expand(n_users, -1)
+        if length == 0:
+            return empty
+        present = history_weight > 0  # (B, L)
+        has_history = present.any(dim=1)  # (B,)
+        history = table[history_index]  # (B, L, d)
+        if self.config.attention:
+            query = self.query.expand(n_users, -1, -1)  # (B, H, k)
+            if self.user_query is not None and self.user_attr is not None:
+                hidden = self.user_attr(self.user_features(features))
+                query = query + self.user_query(hidden).view(n_users, self.config.n_heads, -1)
+            keys = self.key(table)[history_index]  # project the table once, then gather: (B, L, k)
+            logits = torch.einsum("bhk,blk->bhl", query, keys) / math.sqrt(self.config.key_dim)
+            # Event strength enters as a log-prior: attention is proportional to strength·exp(relevance).
+            prior = torch.log(history_weight.clamp_min(1e-12))
+            logits = logits + prior[:, None, :]
+            logits = logits.masked_fill(~present[:, None, :], float("-inf"))
+            logits = logits.masked_fill(~has_history[:, None, None], 0.0)  # no NaN rows
+            attention = torch.softmax(logits, dim=-1)  # (B, H, L)
+            pooled = torch.einsum("bhl,bld->bhd", attention, history).mean(dim=1)
+        else:
+            weights = history_weight / history_weight.sum(dim=1, keepdim=True).clamp_min(1e-12)
+            pooled = torch.einsum("bl,bld->bd", weights, history)
+        return torch.where(has_history[:, None], pooled, empty)
+
+
+def history_arrays(history: sp.csr_matrix, rows: np.ndarray, max_history: int) -> tuple[np.ndarray, np.ndarray]:
+    """Padded (len(rows), L) item indices and strengths of `history` rows, strongest first.
+
+    Rows longer than `max_history` keep their strongest (then latest-indexed) items.
+    """
+    lengths = np.minimum(np.diff(history.indptr)[rows], max_history)
+    length = int(lengths.max()) if len(rows) else 0
+    index = np.zeros((len(rows), length), np.int64)
+    weight = np.zeros((len(rows), length), np.float32)
+    for out, row in enumerate(rows):
+        lo, hi = history.indptr[row], history.indptr[row + 1]
+        items, strengths = history.indices[lo:hi], history.data[lo:hi]
+        if hi - lo > max_history:
+            keep = np.argsort(-strengths, kind="stable")[:max_history]
+            items, strengths = items[keep], strengths[keep]
+        index[out, : len(items)] = items
+        weight[out, : len(items)] = np.maximum(strengths, 1e-6)
+    return index, weight
+
+
+@torch.no_grad()
+def item_table(model: TwoTower, features: EntityFeatures, keep_id: np.ndarray, chunk: int = 4096) -> torch.Tensor:
+    """Item vectors (n, d + 1) of every item; `keep_id` (n,) bool says who gets an id part."""
+    model.eval()
+    parts = []
+    for start in range(0, len(keep_id), chunk):
+        index = np.arange(start, min(start + chunk, len(keep_id)))
+        vectors = model.item_content(features.rows(index))
+        ids = torch.from_numpy(index.astype(np.int64))
+        vectors = vectors + torch.from_numpy(keep_id[index].astype(np.float32))[:, None] * model.item_id_part(ids)
+        parts.append(vectors)
+    if not parts:
+        return torch.zeros(0, model.dim + 1)
+    return torch.cat(parts)
+
+
+@torch.no_grad()
+def user_table(
+    model: TwoTower,
+    items: torch.Tensor,
+    history: sp.csr_matrix,
+    features: EntityFeatures,
+    feature_rows: np.ndarray,
+    id_rows: np.ndarray,
+    keep_id: np.ndarray,
+    *,
+    max_history: int,
+    chunk: int = 128,
+) -> torch.Tensor:
+    """User vectors (n, d + 1).
+
+    Row r takes its history from `history[r]` (columns index `items`), its content from
+    `features` row `feature_rows[r]` and, where `keep_id[r]`, the id part of user `id_rows[r]`.
+    """
+    model.eval()
+    out = torch.zeros(history.shape[0], model.dim + 1)
+    lengths = np.diff(history.indptr)
+    order = np.argsort(lengths, kind="stable")  # similar lengths together: little padding
+    for start in range(0, len(order), chunk):
+        rows = order[start : start + chunk]
+        index, weight = history_arrays(history, rows, max_history)
+        out[torch.from_numpy(rows)] = model.user_vectors(
+            items,
+            torch.from_numpy(index),
+            torch.from_numpy(weight),
+            features.rows(np.asarray(feature_rows)[rows]),
+            torch.from_numpy(np.asarray(id_rows, dtype=np.int64)[rows]),
+            torch.from_numpy(np.asarray(keep_id, dtype=np.float32)[rows]),
+        )
+    return out
+
+
+def _orthonormal(rows: int, cols: int, generator: torch.Generator) -> Tensor:
+    """The identity when square, else a random matrix with orthonormal rows or columns."""
+    if rows == cols:
+        return torch.eye(rows)
+    gaussian = torch.randn(max(rows, cols), min(rows, cols), generator=generator)
+    q, _ = torch.linalg.qr(gaussian)  # (max, min) with orthonormal columns
+    return q if rows > cols else q.T

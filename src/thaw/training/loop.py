@@ -1,0 +1,264 @@
+"""The training loop of the two-tower model: batches of users, id-dropout, distillation, early stopping.
+
+A batch is B warm users. Each user's training items are split at random into a history (what the
+user tower sees) and targets (what it must rank high among all items of the batch plus random
+negatives). Each user plays one role per batch, as in DropoutNet's training options: warm (id +
+history), history-only (id dropped), onboarding (id dropped, 1–k history items) or cold (id and
+history dropped: attributes only). Each item of the batch loses its id part with a probability,
+so content-only item vectors learn to live in the warm space.
+"""
+
+from __future__ import annotations
+
+import copy
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import numpy as np
+import scipy.sparse as sp
+import torch
+
+from thaw.models.two_tower import EntityFeatures, TwoTower
+from thaw.training import losses
+from thaw.training.batches import Batch, BatchSampler
+from thaw.training.validation import evaluate, validation_views
+
+log = logging.getLogger(__name__)
+
+USER_MODES = ("warm", "history", "onboarding", "cold")
+VALIDATION_MODES = ("auto", "all")
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """How the two-tower model is trained."""
+
+    epochs: int = 60
+    batch_users: int = 256
+    lr: float = 2e-3
+    loss: str = "softmax"  # "softmax" (sampled, in-batch + random negatives) or "bpr"
+    max_history: int = 64  # history items fed to the user tower per training example
+    max_targets: int = 32
+    target_fraction: float = 0.2  # share of a user's items used as targets in a batch
+    n_random_negatives: int = 512
+    item_id_dropout: float = 0.5  # DropoutNet: probability an item's id part is dropped
+    user_modes: tuple[float, ...] = (0.4, 0.3, 0.15, 0.15)  # warm, history, onboarding, cold
+    onboarding_max: int = 5
+    distill_weight: float = 0.0  # ALDI ranking-aligning weight (0 = off)
+    distill_rating_weight: float = 0.0  # ALDI rating-distribution aligning weight
+    distill_count_scale: float = 5.0  # teacher weight tanh(count / scale)
+    distill_cap: float = 3.0  # teacher weight capped at tanh(cap)
+    id_l2: float = 0.0  # L2 on the id embeddings of a batch
+    eval_every: int = 1
+    patience: int = 5  # evaluations without improvement before stopping
+    eval_k: int = 20
+    validation: str = "auto"  # "auto": the cold part of the validation decides; "all": every view
+    max_eval_history: int = 512
+    max_seconds: float | None = None  # wall-clock budget for training
+    seed: int = 0
+    threads: int = 1
+
+    def __post_init__(self) -> None:
+        if self.loss not in losses.LOSSES:
+            raise ValueError(f"loss must be one of {losses.LOSSES}, got {self.loss!r}")
+        for name in ("epochs", "batch_users", "max_history", "max_targets", "eval_every",
+                     "patience", "eval_k", "max_eval_history", "threads", "onboarding_max"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+        if self.lr <= 0:
+            raise ValueError(f"lr must be > 0, got {self.lr}")
+        if not 0.0 < self.target_fraction <= 1.0:
+            raise ValueError(f"target_fraction must be in (0, 1], got {self.target_fraction}")
+        if not 0.0 <= self.item_id_dropout <= 1.0:
+            raise ValueError(f"item_id_dropout must be in [0, 1], got {self.item_id_dropout}")
+        if len(self.user_modes) != len(USER_MODES) or min(self.user_modes) < 0:
+            raise ValueError(f"user_modes must be {len(USER_MODES)} weights >= 0 for {USER_MODES}")
+        if sum(self.user_modes) <= 0:
+            raise ValueError("user_modes must not all be 0")
+        for name in ("n_random_negatives", "distill_weight", "distill_rating_weight", "id_l2"):
+            if getattr(self, name) < 0:
+                raise ValueError(f"{name} must be >= 0, got {getattr(self, name)}")
+        if self.distill_count_scale <= 0 or self.distill_cap <= 0:
+            raise ValueError("distill_count_scale and distill_cap must be > 0")
+        if self.validation not in VALIDATION_MODES:
+            raise ValueError(f"validation must be one of {VALIDATION_MODES}, got {self.validation!r}")
+        if self.max_seconds is not None and self.max_seconds <= 0:
+            raise ValueError("max_seconds must be > 0")
+
+    @classmethod
+    def from_dict(cls, values: dict[str, Any]) -> TrainConfig:
+        """A config from plain values (a JSON/TOML section); unknown keys are an error."""
+        unknown = set(values) - set(cls.__dataclass_fields__)
+        if unknown:
+            raise ValueError(f"unknown train settings: {', '.join(sorted(unknown))}")
+        values = dict(values)
+        if "user_modes" in values:
+            values["user_modes"] = tuple(float(x) for x in values["user_modes"])
+        return cls(**values)
+
+
+@dataclass(frozen=True)
+class TrainingData:
+    """What the loop learns from: interaction strengths and content features, as arrays."""
+
+    train: sp.csr_matrix  # (n_users, n_items) event strengths of training interactions
+    items: EntityFeatures
+    users: EntityFeatures
+    warm_users: np.ndarray  # (n_users,) bool
+    warm_items: np.ndarray  # (n_items,) bool
+    validation: sp.csr_matrix | None = None  # (n_users, n_items) held-out positives
+    validation_items: np.ndarray | None = None  # candidate item indices for validation
+
+
+@dataclass(frozen=True)
+class EpochReport:
+    """Progress after one epoch: what a callback receives."""
+
+    epoch: int
+    epochs: int
+    loss: float
+    val_metric: float | None  # validation Recall@k, when evaluated this epoch
+    best_metric: float | None
+    elapsed: float  # seconds since training started
+
+
+@dataclass
+class History:
+    """What happened during training: one row per epoch, and the chosen epoch."""
+
+    epochs: list[dict[str, Any]] = field(default_factory=list)
+    best_epoch: int = 0
+    best_metric: float | None = None
+    metric: str = "recall@20"
+    stopped_early: bool = False
+    seconds: float = 0.0
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain values for a checkpoint."""
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, values: dict[str, Any]) -> History:
+        """The inverse of `to_dict`."""
+        return cls(**values)
+
+
+Callback = Callable[[EpochReport], None]
+
+
+def train(
+    model: TwoTower, data: TrainingData, config: TrainConfig, *, callback: Callback | None = None
+) -> History:
+    """Train `model` in place; it ends with the weights of the best validation epoch."""
+    generator = torch.Generator().manual_seed(config.seed)
+    rng = np.random.default_rng(config.seed)
+    sampler = BatchSampler(data.train, data.warm_items, config, rng)
+    if sampler.n_users == 0:
+        raise ValueError("no user has a training interaction: nothing to learn from")
+    item_counts = torch.from_numpy(np.diff(data.train.tocsc().indptr).astype(np.float32))
+    teacher_weight = losses.teacher_weights(item_counts, config.distill_count_scale, config.distill_cap)
+    params = [p for p in model.parameters() if p.requires_grad]
+    optimizer = torch.optim.Adam(params, lr=config.lr)
+    history = History(metric=f"recall@{config.eval_k}")
+    views = validation_views(data, include_warm=config.validation == "all", seed=config.seed)
+    validate = bool(views)
+    start = time.perf_counter()
+    best_state = copy.deepcopy(model.state_dict())
+    if validate:
+        # Epoch 0 is the untrained content model: training must beat it on validation to count.
+        scores = evaluate(model, data, config, views)
+        history.best_metric = float(np.mean(list(scores.values())))
+        history.epochs.append(
+            {"epoch": 0, "loss": None, "val": history.best_metric, "views": scores, "elapsed": 0.0}
+        )
+    stale = 0
+    for epoch in range(1, config.epochs + 1):
+        model.train()
+        total, n_batches = 0.0, 0
+        for batch in sampler.epoch():
+            loss = _batch_loss(model, batch, data, config, generator, teacher_weight)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            total += float(loss.detach())
+            n_batches += 1
+        mean_loss = total / max(n_batches, 1)
+        if not np.isfinite(mean_loss):
+            raise FloatingPointError(f"training diverged at epoch {epoch} (loss {mean_loss})")
+        metric, scores = None, None
+        if validate and epoch % config.eval_every == 0:
+            scores = evaluate(model, data, config, views)
+            metric = float(np.mean(list(scores.values())))
+            if history.best_metric is None or metric > history.best_metric:
+                history.best_metric, history.best_epoch, stale = metric, epoch, 0
+                best_state = copy.deepcopy(model.state_dict())
+            else:
+                stale += 1
+        elapsed = time.perf_counter() - start
+        history.epochs.append(
+            {"epoch": epoch, "loss": mean_loss, "val": metric, "views": scores, "elapsed": elapsed}
+        )
+        log.info("epoch %d loss %.4f val %s (%.1fs)", epoch, mean_loss, metric, elapsed)
+        if callback is not None:
+            callback(EpochReport(epoch, config.epochs, mean_loss, metric, history.best_metric, elapsed))
+        if validate and stale >= config.patience:
+            history.stopped_early = True
+            break
+        if config.max_seconds is not None and elapsed > config.max_seconds:
+            history.stopped_early = True
+            break
+    if validate:
+        model.load_state_dict(best_state)
+    else:
+        history.best_epoch = len(history.epochs)
+    model.eval()
+    history.seconds = time.perf_counter() - start
+    return history
+
+
+def _batch_loss(
+    model: TwoTower,
+    batch: Batch,
+    data: TrainingData,
+    config: TrainConfig,
+    generator: torch.Generator,
+    teacher_weight: torch.Tensor,
+) -> torch.Tensor:
+    candidates = torch.from_numpy(batch.candidates)
+    content = model.item_content(data.items.rows(batch.candidates))  # (C, d + 1)
+    id_part = model.item_id_part(candidates)  # (C, d + 1)
+    keep = (torch.rand(len(candidates), generator=generator) >= config.item_id_dropout).float()
+    table = content + keep[:, None] * id_part
+    users = model.user_vectors(
+        table,
+        torch.from_numpy(batch.history_index),
+        torch.from_numpy(batch.history_weight),
+        data.users.rows(batch.users),
+        torch.from_numpy(batch.users.astype(np.int64)),
+        torch.from_numpy(batch.keep_user_id),
+    )  # (B, d + 1)
+    logits = users @ table.T  # (B, C)
+    positives = torch.from_numpy(batch.positives)
+    excluded = torch.from_numpy(batch.excluded)
+    if config.loss == "softmax":
+        loss = losses.sampled_softmax(logits, positives, excluded)
+    else:
+        loss = losses.bpr(logits, positives, excluded, generator)
+    if config.distill_weight or config.distill_rating_weight:
+        # ALDI: the warm model (items with their id part) teaches the content-only item vectors.
+        frozen_users = users.detach()
+        teacher = frozen_users @ (content + id_part).detach().T
+        student = frozen_users @ content.T
+        loss = loss + losses.aldi_distillation(
+            student, teacher, positives, excluded, teacher_weight[candidates], generator,
+            rank_weight=config.distill_weight, rating_weight=config.distill_rating_weight,
+        )
+    if config.id_l2:
+        penalty = (id_part**2).sum(dim=1).mean()
+        if model.user_id is not None:
+            penalty = penalty + (model.user_id(torch.from_numpy(batch.users.astype(np.int64))) ** 2).sum(1).mean()
+        loss = loss + config.id_l2 * penalty
+    return loss

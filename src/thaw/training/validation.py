@@ -1,0 +1,114 @@
+"""Validation during training: the rankings early stopping watches, and their Recall@k."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+import numpy as np
+import scipy.sparse as sp
+import torch
+
+from thaw.models.two_tower import TwoTower, item_table, user_table
+
+if TYPE_CHECKING:
+    from thaw.training.loop import TrainConfig, TrainingData
+
+
+@dataclass(frozen=True)
+class ValidationView:
+    """One validation ranking: users with a scoring-time history, their held-out items, candidates."""
+
+    name: str
+    users: np.ndarray  # (n,) user indices
+    history: sp.csr_matrix  # (n, n_items) what each user has at scoring time
+    relevant: sp.csr_matrix  # (n, n_items) held-out positives
+    candidates: np.ndarray  # item indices ranked
+
+
+def validation_views(
+    data: TrainingData, *, include_warm: bool = False, onboarding_k: int = 3, seed: int = 0
+) -> list[ValidationView]:
+    """The validation rankings early stopping watches.
+
+    With `validation_items`, one ranking over them. Otherwise the cold part of the validation
+    decides, as the harness scores it: pairs of non-warm items rank among non-warm items
+    (cold-item); non-warm users rank all items with no history (cold-user) and with `onboarding_k`
+    of their validation items revealed (onboarding). Warm pairs rank among warm items when there
+    is no cold part, or always with `include_warm`.
+    """
+    if data.validation is None or data.validation.nnz == 0:
+        return []
+    validation = sp.csr_matrix(data.validation, dtype=np.float32)
+    train = data.train.tocsr()
+    n_users, n_items = train.shape
+    every = np.arange(n_items)
+    if data.validation_items is not None:
+        return [_view("validation", validation, train, np.asarray(data.validation_items, np.int64))]
+    cold_item_cols = sp.diags((~data.warm_items).astype(np.float32))
+    cold_user_rows = sp.diags((~data.warm_users).astype(np.float32))
+    views = []
+    on_cold_items = (validation @ cold_item_cols).tocsr()
+    on_cold_items.eliminate_zeros()
+    if on_cold_items.nnz:
+        views.append(_view("cold-item", on_cold_items, train, np.flatnonzero(~data.warm_items)))
+    of_cold_users = (cold_user_rows @ validation).tocsr()
+    of_cold_users.eliminate_zeros()
+    if of_cold_users.nnz:
+        views.append(_view("cold-user", of_cold_users, sp.csr_matrix((n_users, n_items), dtype=np.float32), every))
+        revealed, rest = _reveal(of_cold_users, onboarding_k, np.random.default_rng(seed))
+        if rest.nnz:
+            views.append(_view(f"onboarding-{onboarding_k}", rest, (train + revealed).tocsr(), every))
+    if include_warm or not views:
+        warm = (sp.diags(data.warm_users.astype(np.float32)) @ validation
+                @ sp.diags(data.warm_items.astype(np.float32))).tocsr()
+        warm.eliminate_zeros()
+        if warm.nnz:
+            views.append(_view("warm", warm, train, np.flatnonzero(data.warm_items)))
+    return views
+
+
+def _view(name: str, relevant: sp.csr_matrix, history: sp.csr_matrix, candidates: np.ndarray) -> ValidationView:
+    users = np.flatnonzero(np.diff(relevant.indptr) > 0)
+    return ValidationView(name, users, history[users], relevant[users], candidates)
+
+
+def _reveal(pairs: sp.csr_matrix, k: int, rng: np.random.Generator) -> tuple[sp.csr_matrix, sp.csr_matrix]:
+    """Split each row into k random revealed items and the rest (rows with <= k items reveal none)."""
+    revealed, rest = pairs.copy().tolil(), pairs.copy().tolil()
+    for row in range(pairs.shape[0]):
+        items = pairs.indices[pairs.indptr[row] : pairs.indptr[row + 1]]
+        if len(items) <= k:
+            rest[row, items] = 0
+            revealed[row, items] = 0
+            continue
+        shown = rng.choice(items, size=k, replace=False)
+        rest[row, shown] = 0
+        revealed[row, np.setdiff1d(items, shown)] = 0
+    out = revealed.tocsr(), rest.tocsr()
+    for m in out:
+        m.eliminate_zeros()
+    return out
+
+
+def evaluate(model: TwoTower, data: TrainingData, config: TrainConfig, views: list[ValidationView]) -> dict[str, float]:
+    """Validation Recall@k of each view (history items excluded from the ranking)."""
+    items = item_table(model, data.items, data.warm_items)
+    out = {}
+    for view in views:
+        keep = data.warm_users[view.users]
+        vectors = user_table(
+            model, items, view.history, data.users, view.users, view.users, keep,
+            max_history=config.max_eval_history,
+        )
+        scores = (vectors @ items[torch.from_numpy(view.candidates)].T).numpy()  # (n_users, n_candidates)
+        seen = view.history[:, view.candidates]
+        scores[seen.nonzero()] = -np.inf
+        k = min(config.eval_k, len(view.candidates))
+        top = np.argpartition(-scores, k - 1, axis=1)[:, :k]
+        relevant = view.relevant[:, view.candidates].tocsr()
+        hits = np.asarray(relevant[np.arange(len(view.users))[:, None], top].sum(axis=1)).ravel()
+        n_relevant = np.diff(relevant.indptr)
+        has = n_relevant > 0
+        out[view.name] = float(np.mean(hits[has] / n_relevant[has])) if has.any() else 0.0
+    return out
