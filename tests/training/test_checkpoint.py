@@ -111,3 +111,25 @@ def test_cli_train_writes_a_loadable_checkpoint(tmp_path: Path, sqlite_url: str)
     assert vectors.shape == (1, loaded.dim) and np.isfinite(vectors).all()
     bad = CliRunner().invoke(app, ["train", "--db", sqlite_url, "--config", str(tmp_path / "nope.toml"), "--out", str(out)])
     assert bad.exit_code == 2 and "does not exist" in bad.output
+
+
+def test_tfidf_text_encoder_round_trips_through_a_checkpoint(tmp_path: Path) -> None:
+    snapshot = synthetic_snapshot(n_users=40, n_items=60, seed=3)
+    data = fit_data(snapshot, make_split(snapshot, "cold-item", fold=0, n_folds=5, seed=3))
+    config = dataclasses.replace(_config(), encoder="tfidf")
+    model = ThawRecommender(config).fit(data, user_ids=snapshot.user_ids, item_ids=snapshot.item_ids)
+    assert model.text_encoder_ is not None and model.model_config_.text_dim == model.text_encoder_.dim
+    loaded = load(save(model, tmp_path / "tfidf"))
+    new = ItemContent(["galaxy theory notes"], [None], [{"shelf": "s1"}])
+    np.testing.assert_array_equal(model.encode_items(new, ["x"]), loaded.encode_items(new, ["x"]))
+
+
+def test_registry_factory_routes_options() -> None:
+    from thaw.models.thaw_model import create
+
+    model = create(seed=7, epochs=3, hidden=8, encoder="tfidf")
+    assert model.config is not None
+    assert model.config.train.seed == 7 and model.config.train.epochs == 3
+    assert model.config.model.hidden == 8 and model.config.encoder == "tfidf"
+    with pytest.raises(ValueError, match="unknown thaw options"):
+        create(epochz=3)

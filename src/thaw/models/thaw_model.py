@@ -13,6 +13,8 @@ import torch
 
 from thaw.data.dataset import ItemContent, UserContent
 from thaw.models.base import FitData
+from thaw.models.tfidf_text import NAME as TFIDF
+from thaw.models.tfidf_text import TfidfTextEncoder
 from thaw.models.two_tower import EntityFeatures, TwoTower, TwoTowerConfig, item_table, user_table
 from thaw.training import loop
 from thaw.training.loop import Callback, History, TrainConfig, TrainingData
@@ -48,6 +50,24 @@ class ThawConfig:
         )
 
 
+def create(seed: int = 0, **options: Any) -> ThawRecommender:
+    """A ThawRecommender for the model registry: `options` name any model/train setting or `encoder`.
+
+    The encoder defaults to none here: the harness hands the model pretrained text vectors
+    (`--encoder`); `encoder="tfidf"` replaces them by TF-IDF.
+    """
+    model_fields = set(TwoTowerConfig.__dataclass_fields__)
+    train_fields = set(TrainConfig.__dataclass_fields__)
+    model_values = {k: v for k, v in options.items() if k in model_fields}
+    train_values = {k: v for k, v in options.items() if k in train_fields}
+    unknown = set(options) - model_fields - train_fields - {"encoder"}
+    if unknown:
+        raise ValueError(f"unknown thaw options: {', '.join(sorted(unknown))}")
+    return ThawRecommender(ThawConfig.from_dict(
+        {"model": model_values, "train": {"seed": seed} | train_values, "encoder": options.get("encoder")}
+    ))
+
+
 class ThawRecommender:
     """thaw's model: item tower over content (+ id), user tower over history and attributes (+ id).
 
@@ -80,6 +100,11 @@ class ThawRecommender:
             raise ValueError("user_ids / item_ids must name every row of the training matrix")
         self._encoder_cache: Any = None
         self.config_ = config
+        self.text_encoder_: TfidfTextEncoder | None = None
+        if config.encoder == TFIDF:
+            self.text_encoder_ = TfidfTextEncoder(seed=config.train.seed).fit(
+                data.items.documents(), np.flatnonzero(data.warm_items)
+            )
         self.item_attributes_ = _fit_attributes(data.items.attributes, data.warm_items)
         self.user_attributes_ = _fit_attributes(data.users.attributes, data.warm_users)
         items = self._item_features(data.items)
@@ -187,13 +212,15 @@ class ThawRecommender:
     # ------------------------------------------------------------------ features
     def _item_features(self, content: ItemContent) -> EntityFeatures:
         text = content.text_vectors
-        if text is None and self.config_.encoder:
+        if self.text_encoder_ is not None:  # TF-IDF replaces any pretrained vectors
+            text = self.text_encoder_.encode(content.documents())
+        elif text is None and self.config_.encoder:
             text = self._encoder().encode(content.documents())
         cat, num = _transform_attributes(self.item_attributes_, content.attributes)
         return EntityFeatures(_normalized(text), cat, num)
 
     def _user_features(self, content: UserContent) -> EntityFeatures:
-        text = content.text_vectors
+        text = content.text_vectors if self.text_encoder_ is None else None
         fitted_dim = getattr(self, "model_config_", None)
         wants_text = fitted_dim.user_text_dim > 0 if fitted_dim is not None else any(content.texts)
         if text is None and wants_text and self.config_.encoder:
@@ -207,6 +234,8 @@ class ThawRecommender:
         return EntityFeatures(_normalized(text), cat, num)
 
     def _encoder(self) -> Any:
+        if self.text_encoder_ is not None:
+            return self.text_encoder_
         if getattr(self, "_encoder_cache", None) is None:
             from thaw.encoders import load_encoder
 

@@ -18,6 +18,7 @@ import scipy.sparse as sp
 import torch
 
 import thaw
+from thaw.models.tfidf_text import TfidfTextEncoder
 from thaw.models.thaw_model import ThawConfig, ThawRecommender
 from thaw.models.two_tower import EntityFeatures, TwoTower, TwoTowerConfig
 from thaw.training.loop import History
@@ -68,6 +69,10 @@ def save(model: ThawRecommender, directory: str | os.PathLike[str]) -> Path:
         tensors["users.cat.indices"] = torch.from_numpy(csr.indices.astype(np.int64))
         tensors["users.cat.indptr"] = torch.from_numpy(csr.indptr.astype(np.int64))
         meta["user_categories"] = int(csr.shape[1])
+    if model.text_encoder_ is not None:
+        settings, arrays = model.text_encoder_.state()
+        meta["text_encoder"] = settings
+        tensors.update({f"text_encoder.{k}": torch.from_numpy(v) for k, v in arrays.items()})
     # Write to temporary names, then rename: a crash never leaves a half-written checkpoint.
     torch.save(tensors, folder / (TENSORS + ".tmp"))
     (folder / (META + ".tmp")).write_text(json.dumps(meta, indent=1), encoding="utf-8")
@@ -124,6 +129,10 @@ def load(directory: str | os.PathLike[str]) -> ThawRecommender:
         categorical=categorical,
         numeric=tensors["users.numeric"].numpy() if "users.numeric" in tensors else None,
     )
+    recommender.text_encoder_ = None
+    if "text_encoder" in meta:
+        arrays = {k.split(".", 1)[1]: v.numpy() for k, v in tensors.items() if k.startswith("text_encoder.")}
+        recommender.text_encoder_ = TfidfTextEncoder.from_state(meta["text_encoder"], arrays)
     recommender._index()
     return recommender
 
