@@ -7,7 +7,9 @@ import logging
 from datetime import datetime, timezone
 
 # Attributes every LogRecord has; anything else came in through `extra=` and is logged as a field.
-_STANDARD = set(vars(logging.LogRecord("", 0, "", 0, "", None, None))) | {"message", "asctime", "taskName"}
+_STANDARD = set(vars(logging.LogRecord("", 0, "", 0, "", None, None))) | {
+    "message", "asctime", "taskName", "color_message"
+}
 
 
 class JsonFormatter(logging.Formatter):
@@ -39,5 +41,6 @@ def configure_logging(level: str = "info", *, json_lines: bool = True) -> None:
         logger = logging.getLogger(name)
         logger.handlers[:] = []
         logger.propagate = True
-    # The access log middleware already logs each request as JSON.
+    # The access log middleware already logs each request as JSON; migrations are chatty at INFO.
     logging.getLogger("uvicorn.access").setLevel(logging.WARNING)
+    logging.getLogger("alembic").setLevel(logging.WARNING)
