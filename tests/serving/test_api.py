@@ -178,3 +178,14 @@ def test_health_metrics_and_openapi(client: TestClient) -> None:
     k = next(p for p in paths["/users/{user_id}/recommendations"]["get"]["parameters"] if p["name"] == "k")
     assert k["schema"]["maximum"] == 100
     assert "HTTPBearer" in schema["components"]["securitySchemes"]
+
+
+def test_second_worker_syncs_items_through_the_store(client: TestClient, make_client) -> None:
+    other = make_client()  # same SQLite file: another worker process in production
+    client.post("/items", json={"id": "late", "title": "Late arrival"})
+    client.delete("/items/cook-2")
+    engine = other.app.state.engine
+    assert "late" not in engine.catalogue
+    assert engine.sync_catalogue() == (1, 1)
+    assert "late" in engine.catalogue and "cook-2" not in engine.catalogue
+    assert other.get("/items/late/similar").status_code == 200
