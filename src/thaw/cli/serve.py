@@ -22,9 +22,9 @@ def app_from_environment() -> Any:
 
     settings = json.loads(os.environ.get(SETTINGS_ENV, "{}"))
     config_file = settings.pop("config_file", None)
-    return create_app(
-        load_serve_config(config_file=Path(config_file) if config_file else None, overrides=settings)
-    )
+    config = load_serve_config(config_file=Path(config_file) if config_file else None, overrides=settings)
+    _set_threads(config.threads)
+    return create_app(config)
 
 
 @app.command()
@@ -89,7 +89,11 @@ def serve(
 
 
 def _set_threads(n: int) -> None:
-    # One intra-op thread per process by default: requests are already concurrent.
+    # One BLAS / torch thread per process by default: requests are already concurrent, and on a
+    # small shared machine threads inside one matrix-vector product only fight each other.
+    from threadpoolctl import threadpool_limits
+
+    threadpool_limits(limits=n)
     try:
         import torch
 

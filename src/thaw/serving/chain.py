@@ -22,15 +22,20 @@ def fill(
     k: int,
     exclude: np.ndarray,
     state: ModelState | None,
+    computed: dict[str, np.ndarray] | None = None,
 ) -> list[Served]:
-    """Up to k rows: each source with a query vector in turn, then popularity tops the list up."""
+    """Up to k rows: each source with a query vector in turn, then popularity tops the list up.
+
+    Each source's full score vector (n_rows,) is left in `computed` for `explore` to reuse: one
+    pass over the catalogue's vectors per source and request.
+    """
     served: list[tuple[int, float, str, Any]] = []
     taken = set(exclude.tolist())
+    computed = {} if computed is None else computed
     for source, vector in queries:
         if vector is None or len(served) >= k:
             continue
-        index = state.index if source == "model" and state is not None else engine.content_index
-        scores = padded_scores(index, vector, engine.catalogue.n_rows)
+        scores = source_scores(engine, source, vector, state, computed)
         rows, top = top_excluding(scores, k - len(served), taken)
         served.extend((int(r), float(s), source, None) for r, s in zip(rows, top, strict=True))
         taken.update(rows.tolist())
@@ -41,6 +46,16 @@ def fill(
         served.extend((int(r), float(s), "popularity", None) for r, s in zip(rows, top, strict=True))
     return served
 
+def source_scores(
+    engine: Engine, source: str, vector: np.ndarray, state: ModelState | None, computed: dict[str, np.ndarray]
+) -> np.ndarray:
+    """Scores of `vector` against every catalogue row in `source`'s index, computed once."""
+    if source not in computed:
+        index = state.index if source == "model" and state is not None else engine.content_index
+        computed[source] = padded_scores(index, vector, engine.catalogue.n_rows)
+    return computed[source]
+
+
 def top_excluding(scores: np.ndarray, k: int, taken: set[int]) -> tuple[np.ndarray, np.ndarray]:
     """top_k of `scores` with the `taken` rows left out."""
     if taken:
@@ -48,6 +63,7 @@ def top_excluding(scores: np.ndarray, k: int, taken: set[int]) -> tuple[np.ndarr
         scores = scores.copy()
         scores[drop] = -np.inf
     return top_k(scores, k)
+
 
 def explore(
     engine: Engine,
@@ -57,6 +73,7 @@ def explore(
     exclude: np.ndarray,
     state: ModelState | None,
     rng: np.random.Generator,
+    computed: dict[str, np.ndarray] | None = None,
 ) -> list[tuple[int, float, str, Any]]:
     """Replace about share*k slots with low-exposure rows chosen by Thompson sampling."""
     config = engine.config.exploration
@@ -71,8 +88,8 @@ def explore(
     blocked = set(exclude.tolist()) | {row for row, *_ in kept}
     primary = next(((s, v) for s, v in queries if v is not None), None)
     if primary is not None:
-        index = state.index if primary[0] == "model" and state is not None else engine.content_index
-        scores = np.where(low, padded_scores(index, primary[1], n), -np.inf).astype(np.float32)
+        relevance = source_scores(engine, primary[0], primary[1], state, {} if computed is None else computed)
+        scores = np.where(low, relevance[:n], -np.inf).astype(np.float32)
         pool, _ = top_excluding(scores, config.pool, blocked)
     else:
         # No signal about the person: any low-exposure item may be explored.

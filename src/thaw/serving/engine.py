@@ -335,8 +335,9 @@ class Engine:
         queries = self._queries(profile, state)
         request_id = uuid.uuid4().hex
         rng = np.random.default_rng([self.config.exploration.seed, next(self._requests)])
-        served = fill(self, queries, k, exclude, state)
-        served = explore(self, served, queries, k, exclude, state, rng)
+        computed: dict[str, np.ndarray] = {}
+        served = fill(self, queries, k, exclude, state, computed)
+        served = explore(self, served, queries, k, exclude, state, rng, computed)
         items = [
             Scored(
                 self.catalogue.id_of(row),

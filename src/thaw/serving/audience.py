@@ -1,0 +1,214 @@
+"""Who an item would be recommended to: every stored user's vector scored against the item's.
+
+User vectors are built in one batch the way the engine builds one per request (the live model's
+user tower over attributes, text and recent history; content similarity when no model is live),
+then kept for `max_age_seconds` or until the model changes. A new item needs no rebuild: its
+vector enters the index when it is added and is scored against the kept user vectors.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import deque
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import scipy.sparse as sp
+
+from thaw.data.dataset import EventArrays, UserContent
+from thaw.data.records import EVENT_TYPES, EventRecord
+from thaw.serving.engine import Engine, NotFoundError
+from thaw.serving.index import top_k
+
+BATCH = 1024  # users per encode_users call
+
+
+@dataclass(frozen=True)
+class UserVectors:
+    """Every stored user's vector in one scoring space, and the items each has seen."""
+
+    source: str  # "model" or "content": the space the vectors live in
+    version: str  # the model version they were built with
+    user_ids: list[str]
+    vectors: np.ndarray  # (n_users, d) float32
+    has_signal: np.ndarray  # (n_users,) bool: False when the engine would fall back to popularity
+    seen: sp.csr_matrix  # (n_users, n_rows at build time) 1 where the user interacted with the row
+    n_history: np.ndarray  # (n_users,) distinct items in the history that shaped the vector
+    built_at: float  # time.monotonic() at build
+
+
+@dataclass(frozen=True)
+class AudienceMember:
+    """One user the item would be recommended to."""
+
+    user: str
+    score: float
+    rank: int  # 1 + how many unseen live items the user scores higher than this one
+    n_history: int
+
+
+class Audience:
+    """Cached user vectors and the top users for an item."""
+
+    def __init__(self, engine: Engine, *, max_age_seconds: float = 30.0) -> None:
+        self.engine = engine
+        self.max_age_seconds = max_age_seconds
+        self._cached: UserVectors | None = None
+        self._lock = threading.Lock()
+
+    def vectors(self) -> UserVectors:
+        """The kept user vectors, rebuilt when stale or when the live model changed."""
+        with self._lock:
+            cached = self._cached
+            if (
+                cached is None
+                or cached.version != self.engine.model_version
+                or time.monotonic() - cached.built_at > self.max_age_seconds
+            ):
+                cached = self._cached = build_user_vectors(self.engine)
+            return cached
+
+    def top_users(self, item_id: str, k: int) -> tuple[UserVectors, list[AudienceMember]]:
+        """The k users scoring `item_id` highest, leaving out those who already interacted with it."""
+        engine = self.engine
+        row = engine.catalogue.row(item_id)
+        if row is None:
+            raise NotFoundError("item", [item_id])
+        built = self.vectors()
+        state = engine.model_state
+        index = state.index if built.source == "model" and state is not None else engine.content_index
+        item_vector = index.vectors(np.array([row]))[0]  # (d,)
+        scores = built.vectors @ item_vector  # (n_users,)
+        scores[~built.has_signal] = -np.inf
+        if row < built.seen.shape[1]:
+            scores[built.seen[:, row].nonzero()[0]] = -np.inf
+        users, top = top_k(scores, k)
+        matrix = index.matrix()  # (n_index_rows, d)
+        alive = engine.catalogue.alive()[: len(matrix)]
+        members = []
+        for user, score in zip(users.tolist(), top.tolist(), strict=True):
+            all_scores = matrix @ built.vectors[user]  # (n_index_rows,)
+            candidates = alive.copy()
+            seen = built.seen[user].indices
+            candidates[seen[seen < len(candidates)]] = False
+            rank = 1 + int(np.count_nonzero(all_scores[candidates] > score))
+            members.append(AudienceMember(built.user_ids[user], float(score), rank, int(built.n_history[user])))
+        return built, members
+
+
+def build_user_vectors(engine: Engine) -> UserVectors:
+    """Every stored user's vector, as `Engine.recommend` would compute it now."""
+    catalogue = engine.catalogue
+    users = list(engine.store.iter_users())
+    position = {u.id: n for n, u in enumerate(users)}
+    n_rows = catalogue.n_rows
+    recent: list[deque[tuple[EventRecord, int]]] = [deque(maxlen=engine.config.history_limit) for _ in users]
+    seen_pairs: set[tuple[int, int]] = set()
+    for event in engine.store.iter_events():
+        n = position.get(event.user)
+        row = catalogue.row(event.item)
+        if n is None or row is None:
+            continue
+        recent[n].append((event, row))
+        seen_pairs.add((n, row))
+    history = _history_matrix(engine, recent, len(users), n_rows)  # (n_users, n_rows)
+    seen = _pairs_matrix(seen_pairs, len(users), n_rows)
+    n_history = np.diff(history.indptr)
+    attributes = [u.attributes for u in users]
+    texts = [u.text or None for u in users]
+    has_text = np.array([t is not None for t in texts], bool)
+    text_vectors = np.zeros((len(users), engine.encoder.dim), np.float32)
+    if has_text.any():
+        text_vectors[has_text] = engine.encode_texts([t for t in texts if t is not None])
+    ids = [u.id for u in users]
+    state = engine.model_state
+    if state is not None:
+        source, version = "model", state.version
+        matrix = state.index.matrix()  # (n_index_rows, d_model)
+        has_signal = (n_history > 0) | has_text | np.array([bool(a) for a in attributes], bool)
+
+        def encode(chunk: np.ndarray, content: UserContent, chunk_history: sp.csr_matrix) -> np.ndarray:
+            return state.model.encode_users(content, [ids[i] for i in chunk], chunk_history, matrix)
+
+        width = len(matrix)
+    else:
+        source, version = "content", "content"
+        matrix = engine.content_index.matrix()
+        has_signal = (n_history > 0) | has_text
+
+        def encode(chunk: np.ndarray, content: UserContent, chunk_history: sp.csr_matrix) -> np.ndarray:
+            return engine.content.encode_users(content, [ids[i] for i in chunk], chunk_history, matrix)
+
+        width = len(matrix)
+    history = _fit_width(history, width)
+    dim = matrix.shape[1] if len(matrix) else engine.encoder.dim
+    vectors = np.zeros((len(users), dim), np.float32)
+    # Users with and without text go in separate calls: the engine passes text vectors only when
+    # a person has text, and a model may treat "no text" differently from a zero vector.
+    for group in (np.flatnonzero(has_text & has_signal), np.flatnonzero(~has_text & has_signal)):
+        for start in range(0, len(group), BATCH):
+            chunk = group[start : start + BATCH]
+            content = UserContent(
+                [attributes[i] for i in chunk],
+                [texts[i] for i in chunk],
+                text_vectors=text_vectors[chunk] if has_text[chunk[0]] else None,
+            )
+            if len(matrix):
+                vectors[chunk] = np.asarray(encode(chunk, content, history[chunk]), np.float32)
+    has_signal &= np.any(vectors != 0, axis=1)
+    return UserVectors(source, version, ids, vectors, has_signal, seen, n_history, time.monotonic())
+
+
+def _history_matrix(
+    engine: Engine, recent: list[deque[tuple[EventRecord, int]]], n_users: int, n_rows: int
+) -> sp.csr_matrix:
+    """(n_users, n_rows) strongest event weight per item among each user's recent events."""
+    events = [(n, e, row) for n, q in enumerate(recent) for e, row in q]
+    if not events:
+        return sp.csr_matrix((n_users, n_rows), dtype=np.float32)
+    users = np.array([n for n, _, _ in events], np.int64)
+    rows = np.array([row for _, _, row in events], np.int64)
+    arrays = EventArrays(
+        np.zeros(len(events), np.int32),
+        np.zeros(len(events), np.int32),
+        np.array([EVENT_TYPES.index(e.type) for _, e, _ in events], np.int8),
+        np.array([np.nan if e.value is None else e.value for _, e, _ in events], np.float32),
+        np.zeros(len(events), np.int64),
+    )
+    weights = engine.config.weights.of(arrays)
+    # Keep the strongest event per (user, row), as the engine's per-request history does.
+    order = np.lexsort((-weights, rows, users))
+    users, rows, weights = users[order], rows[order], weights[order]
+    first = np.ones(len(users), bool)
+    first[1:] = (users[1:] != users[:-1]) | (rows[1:] != rows[:-1])
+    return sp.csr_matrix((weights[first], (users[first], rows[first])), shape=(n_users, n_rows), dtype=np.float32)
+
+
+def _pairs_matrix(pairs: set[tuple[int, int]], n_users: int, n_rows: int) -> sp.csr_matrix:
+    if not pairs:
+        return sp.csr_matrix((n_users, n_rows), dtype=np.float32)
+    users, rows = (np.array(v, np.int64) for v in zip(*pairs, strict=True))
+    return sp.csr_matrix((np.ones(len(users), np.float32), (users, rows)), shape=(n_users, n_rows))
+
+
+def _fit_width(matrix: sp.csr_matrix, width: int) -> sp.csr_matrix:
+    """Columns cut or zero-padded to `width` (an index may hold fewer rows than the catalogue)."""
+    if matrix.shape[1] == width:
+        return matrix
+    matrix = matrix.tocsc()[:, : min(width, matrix.shape[1])].tocsr()
+    if matrix.shape[1] < width:
+        matrix = sp.csr_matrix((matrix.data, matrix.indices, matrix.indptr), shape=(matrix.shape[0], width))
+    return matrix
+
+
+def describe(built: UserVectors) -> dict[str, Any]:
+    """How the kept vectors were made, for the response."""
+    return {
+        "source": built.source,
+        "model_version": built.version,
+        "users_scored": int(built.has_signal.sum()),
+        "users_total": len(built.user_ids),
+        "age_seconds": round(time.monotonic() - built.built_at, 3),
+    }

@@ -1,0 +1,393 @@
+"""Read-only endpoints behind the dashboard: overview, evaluation reports, search, histories, audiences."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import deque
+from collections.abc import Callable
+from datetime import datetime
+from pathlib import Path
+from typing import Annotated, Any, Generic, Literal, TypeVar
+
+from fastapi import APIRouter, Path as PathParam, Query
+from pydantic import BaseModel, Field
+
+from thaw.data.records import EventRecord
+from thaw.serving.audience import Audience, describe
+from thaw.serving.auth import ReadAccess
+from thaw.serving.config import ServeConfig
+from thaw.serving.deps import ConfigDep, EngineDep, RegistryDep
+from thaw.serving.engine import Engine, NotFoundError
+from thaw.serving.insights import evaluation_reports, growth, summarise_attributes
+from thaw.serving.routes import NOT_FOUND, not_found
+from thaw.serving.schemas import Id
+
+T = TypeVar("T")
+
+
+# ---------------------------------------------------------------------- response models
+class GrowthOut(BaseModel):
+    """Cumulative counts at evenly spaced moments from the first to the last activity."""
+
+    times: list[datetime]
+    users: list[int] = Field(description="users created or first active up to each moment")
+    items: list[int] = Field(description="items created or first interacted with up to each moment")
+    events: list[int] = Field(description="real (not generated) events up to each moment")
+
+
+class OverviewOut(BaseModel):
+    """Totals, how they grew, and what is being served."""
+
+    users: int
+    items: int
+    events: int
+    events_by_type: dict[str, int]
+    generated_events: int
+    live_items: int = Field(description="items in the serving index")
+    model_version: str
+    auth: Literal["open", "keys"]
+    growth: GrowthOut
+    computed_at: datetime = Field(description="when the growth series was computed (cached briefly)")
+
+
+class MetricOut(BaseModel):
+    """A metric over folds, as `thaw evaluate --json` writes it (null where not finite)."""
+
+    mean: float | None
+    std: float | None
+    per_fold: list[float | None]
+
+
+class ModelResultOut(BaseModel):
+    """One model's row of an evaluation report."""
+
+    model: str
+    metrics: dict[str, MetricOut]
+    fit_seconds: float | None
+
+
+class ReportOut(BaseModel):
+    """One `thaw evaluate --json` report found beside the live model."""
+
+    file: str = Field(description="path relative to the live model's directory")
+    scenario: str
+    folds: int
+    dataset: str
+    encoder: str
+    primary_ranking: str
+    results: list[ModelResultOut]
+
+
+class ReportErrorOut(BaseModel):
+    """A report file that could not be read."""
+
+    file: str
+    error: str
+
+
+class EvaluationOut(BaseModel):
+    """The live model's metrics and the evaluation reports stored with it."""
+
+    model_version: str
+    origin: str
+    created_at: datetime | None
+    live_metrics: dict[str, float] = Field(description="the metrics GET /admin/models reports for the live version")
+    directory: str | None = Field(description="name of the live model's directory, when it has one")
+    reports: list[ReportOut]
+    errors: list[ReportErrorOut]
+
+
+class ItemHitOut(BaseModel):
+    """An item found by title or id."""
+
+    id: str
+    title: str
+    interactions: float = Field(description="weighted interaction count (popularity)")
+
+
+class ItemSearchOut(BaseModel):
+    """Items whose title contains every word of the query (or whose id equals it)."""
+
+    query: str
+    matches: int
+    items: list[ItemHitOut]
+
+
+class AttributeOut(BaseModel):
+    """The values one attribute takes."""
+
+    name: str
+    kind: Literal["categorical", "list", "numeric"]
+    count: int = Field(description="rows that have it")
+    distinct: int
+    values: list[tuple[str, int]] = Field(description="most frequent values with their counts")
+    minimum: float | None
+    maximum: float | None
+
+
+class AttributesOut(BaseModel):
+    """Attributes of users or items, most common first."""
+
+    of: Literal["users", "items"]
+    rows_read: int
+    attributes: list[AttributeOut]
+
+
+class HistoryEventOut(BaseModel):
+    """One event of a user's history."""
+
+    item: str
+    title: str
+    type: str
+    value: float | None
+    timestamp: datetime
+
+
+class UserHistoryOut(BaseModel):
+    """A stored user and their most recent events, newest first."""
+
+    id: str
+    attributes: dict[str, Any]
+    text: str | None
+    n_events: int
+    events: list[HistoryEventOut]
+
+
+class InteractionOut(BaseModel):
+    """One user's interactions with an item."""
+
+    user: str
+    events: int
+    types: list[str]
+    last_value: float | None
+    last_timestamp: datetime
+
+
+class ItemUsersOut(BaseModel):
+    """Users who interacted with an item, most recent first."""
+
+    item: str
+    n_users: int
+    n_events: int
+    users: list[InteractionOut]
+
+
+class AudienceMemberOut(BaseModel):
+    """A user the item would be recommended to."""
+
+    user: str
+    score: float
+    rank: int = Field(description="the item's position among everything this user has not seen, in this space")
+    n_history: int
+
+
+class AudienceOut(BaseModel):
+    """Top users by score against the item's vector; users who already interacted with it are left out."""
+
+    item: str
+    source: Literal["model", "content"]
+    model_version: str
+    users_scored: int
+    users_total: int
+    age_seconds: float = Field(description="age of the kept user vectors (rebuilt every 30 s or on a model swap)")
+    users: list[AudienceMemberOut]
+
+
+# ---------------------------------------------------------------------- routes
+def router(config: ServeConfig) -> APIRouter:
+    """Routes under /explore (read key)."""
+    api = APIRouter(prefix="/explore", tags=["explore"], dependencies=[ReadAccess])
+    growth_cache = _Cached[tuple[datetime, Any]](15.0)
+    attribute_cache = _Cached[AttributesOut](60.0)
+    audiences: dict[int, Audience] = {}
+    audience_lock = threading.Lock()
+
+    def audience_of(engine: Engine) -> Audience:
+        with audience_lock:
+            return audiences.setdefault(id(engine), Audience(engine))
+
+    @api.get("/overview", response_model=OverviewOut, summary="Totals and their growth over time")
+    def overview(
+        engine: EngineDep,
+        cfg: ConfigDep,
+        points: Annotated[int, Query(ge=2, le=500, description="moments in the growth series")] = 48,
+    ) -> OverviewOut:
+        from thaw.data.records import now_utc
+
+        stats = engine.store.stats()
+        computed_at, series = growth_cache.get(points, lambda: (now_utc(), growth(engine.store, points)))
+        return OverviewOut(
+            users=stats.users,
+            items=stats.items,
+            events=stats.events,
+            events_by_type=stats.events_by_type,
+            generated_events=stats.generated_events,
+            live_items=len(engine.catalogue),
+            model_version=engine.model_version,
+            auth="keys" if cfg.auth_enabled else "open",
+            growth=GrowthOut(times=series.times, users=series.users, items=series.items, events=series.events),
+            computed_at=computed_at,
+        )
+
+    @api.get("/evaluation", response_model=EvaluationOut, summary="The live model's metrics and evaluation reports")
+    def evaluation(engine: EngineDep, registry: RegistryDep, cfg: ConfigDep) -> EvaluationOut:
+        live = registry.live()
+        directory = Path(live.path) if live is not None and live.path else cfg.model_dir
+        if live is not None and live.origin == "content":
+            directory = None
+        reports, errors = [], []
+        for found in evaluation_reports(directory):
+            if found.report is None:
+                errors.append(ReportErrorOut(file=found.file, error=found.error or "unreadable"))
+            else:
+                reports.append(ReportOut(file=found.file, **found.report))
+        return EvaluationOut(
+            model_version=engine.model_version,
+            origin=live.origin if live is not None else "content",
+            created_at=live.created_at if live is not None else None,
+            live_metrics=dict(live.metrics) if live is not None else {},
+            directory=directory.name if directory is not None else None,
+            reports=reports,
+            errors=errors,
+        )
+
+    @api.get("/items", response_model=ItemSearchOut, summary="Search live items by title words or id")
+    def search_items(
+        engine: EngineDep,
+        q: Annotated[str, Query(max_length=200, description="words the title must contain; empty: most popular")] = "",
+        limit: Annotated[int, Query(ge=1, le=100)] = 20,
+    ) -> ItemSearchOut:
+        catalogue = engine.catalogue
+        words = q.lower().split()
+        popularity = catalogue.popularity.view(catalogue.n_rows)
+        hits = []
+        for view in catalogue.live_items():
+            title = view.title.lower()
+            exact = view.id == q.strip()
+            if exact or all(w in title for w in words):
+                pop = float(popularity[view.row]) if view.row < len(popularity) else 0.0
+                hits.append((not exact, not (words and title.startswith(words[0])), -pop, view.title, view.id, pop))
+        hits.sort()
+        return ItemSearchOut(
+            query=q,
+            matches=len(hits),
+            items=[ItemHitOut(id=h[4], title=h[3], interactions=h[5]) for h in hits[:limit]],
+        )
+
+    @api.get("/attributes", response_model=AttributesOut, summary="Which attributes users or items have, and their values")
+    def attributes(
+        engine: EngineDep,
+        of: Annotated[Literal["users", "items"], Query(description="whose attributes")] = "users",
+    ) -> AttributesOut:
+        def compute() -> AttributesOut:
+            rows = (u.attributes for u in engine.store.iter_users()) if of == "users" else (
+                i.attributes for i in engine.store.iter_items()
+            )
+            n, summaries = summarise_attributes(rows)
+            return AttributesOut(
+                of=of,
+                rows_read=n,
+                attributes=[
+                    AttributeOut(
+                        name=s.name, kind=s.kind, count=s.count, distinct=s.distinct,  # type: ignore[arg-type]
+                        values=s.values, minimum=s.minimum, maximum=s.maximum,
+                    )
+                    for s in summaries
+                ],
+            )
+
+        return attribute_cache.get(of, compute)
+
+    @api.get("/users/{user_id}/history", response_model=UserHistoryOut, responses=NOT_FOUND, summary="A user's recent events")
+    def user_history(
+        user_id: Annotated[Id, PathParam(description="the user's external id")],
+        engine: EngineDep,
+        limit: Annotated[int, Query(ge=1, le=500)] = 50,
+    ) -> UserHistoryOut:
+        found = engine.store.get_users([user_id])
+        if not found:
+            raise not_found(NotFoundError("user", [user_id]))
+        recent: deque[EventRecord] = deque(maxlen=limit)
+        total = 0
+        for event in engine.store.iter_events(user=user_id):
+            recent.append(event)
+            total += 1
+        events = [
+            HistoryEventOut(item=e.item, title=_title(engine, e.item), type=e.type, value=e.value, timestamp=e.timestamp)
+            for e in reversed(recent)
+        ]
+        user = found[0]
+        return UserHistoryOut(id=user.id, attributes=user.attributes, text=user.text, n_events=total, events=events)
+
+    @api.get("/items/{item_id}/users", response_model=ItemUsersOut, responses=NOT_FOUND, summary="Who interacted with an item")
+    def item_users(
+        item_id: Annotated[Id, PathParam(description="the item's external id")],
+        engine: EngineDep,
+        limit: Annotated[int, Query(ge=1, le=500)] = 50,
+    ) -> ItemUsersOut:
+        if item_id not in engine.catalogue and not engine.store.get_items([item_id]):
+            raise not_found(NotFoundError("item", [item_id]))
+        per_user: dict[str, list[EventRecord]] = {}
+        n_events = 0
+        for event in engine.store.iter_events(item=item_id):
+            per_user.setdefault(event.user, []).append(event)
+            n_events += 1
+        ordered = sorted(per_user.items(), key=lambda kv: (kv[1][-1].timestamp, kv[0]), reverse=True)
+        users = [
+            InteractionOut(
+                user=user,
+                events=len(events),
+                types=sorted({e.type for e in events}),
+                last_value=events[-1].value,
+                last_timestamp=events[-1].timestamp,
+            )
+            for user, events in ordered[:limit]
+        ]
+        return ItemUsersOut(item=item_id, n_users=len(per_user), n_events=n_events, users=users)
+
+    @api.get(
+        "/items/{item_id}/audience",
+        response_model=AudienceOut,
+        responses=NOT_FOUND,
+        summary="Users this item would be recommended to: top users by score against the item's vector",
+    )
+    def item_audience(
+        item_id: Annotated[Id, PathParam(description="the item's external id")],
+        engine: EngineDep,
+        k: Annotated[int, Query(ge=1, le=config.limits.max_k)] = 10,
+    ) -> AudienceOut:
+        try:
+            built, members = audience_of(engine).top_users(item_id, k)
+        except NotFoundError as exc:
+            raise not_found(exc) from exc
+        return AudienceOut(
+            item=item_id,
+            users=[AudienceMemberOut(user=m.user, score=m.score, rank=m.rank, n_history=m.n_history) for m in members],
+            **describe(built),
+        )
+
+    return api
+
+
+def _title(engine: Engine, item_id: str) -> str:
+    row = engine.catalogue.row(item_id)
+    return engine.catalogue.title_of(row) if row is not None else ""
+
+
+class _Cached(Generic[T]):
+    """A value per key, recomputed when older than `seconds` (one computation at a time)."""
+
+    def __init__(self, seconds: float) -> None:
+        self.seconds = seconds
+        self._values: dict[Any, tuple[float, Any]] = {}
+        self._lock = threading.Lock()
+
+    def get(self, key: Any, compute: Callable[[], T]) -> T:
+        with self._lock:
+            hit = self._values.get(key)
+            if hit is not None and time.monotonic() - hit[0] < self.seconds:
+                return hit[1]
+            value = compute()
+            self._values[key] = (time.monotonic(), value)
+            return value
