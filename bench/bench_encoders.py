@@ -96,9 +96,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         _ = encoder.model
         load_s = time.perf_counter() - start
         with Store(url) as store:
-            start = time.perf_counter()
+            start, start_cpu = time.perf_counter(), time.process_time()
             reference_full = encode_cached(encoder, full, store)
-            first_s = time.perf_counter() - start
+            first_s, first_cpu = time.perf_counter() - start, time.process_time() - start_cpu
         log(f"fp32 first-time encode of {len(full)} titles: {first_s:.1f} s (+ {load_s:.1f} s model load)")
         with Store(url) as store:  # a fresh encoder and store: nothing in memory
             fresh = SentenceEncoder(threads=args.threads)
@@ -115,6 +115,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "n_distinct": len(set(full)),
         "model_load_s": round(load_s, 2),
         "first_time_encode_s": round(first_s, 1),
+        "first_time_encode_cpu_s": round(first_cpu, 1),
         "first_time_titles_per_s": round(len(full) / first_s, 1),
         "cached_reencode_s": round(cached_s, 2),
         "load_average_after": os.getloadavg(),
@@ -210,21 +211,30 @@ def measure(
 ) -> dict:
     """Throughput on the sample and batch-1 latency (best of `repeats`), and closeness to fp32."""
     encode(sample[:32])  # warm-up: lazy loading, kernel selection, allocator
-    best = math.inf
+    best, best_cpu = math.inf, math.inf
     vectors = None
     for _ in range(repeats):
-        start = time.perf_counter()
+        start, start_cpu = time.perf_counter(), time.process_time()
         vectors = np.asarray(encode(sample), dtype=np.float32)
         best = min(best, time.perf_counter() - start)
-    row = {"variant": label, "encoder": name, "batch": batch, "texts_per_s": round(len(sample) / best, 1)}
+        best_cpu = min(best_cpu, time.process_time() - start_cpu)
+    row = {
+        "variant": label,
+        "encoder": name,
+        "batch": batch,
+        "texts_per_s": round(len(sample) / best, 1),
+        "texts_per_cpu_s": round(len(sample) / best_cpu, 1),  # less sensitive to other processes
+    }
     if latency_texts:
-        best = math.inf
+        best, best_cpu = math.inf, math.inf
         for _ in range(repeats):
-            start = time.perf_counter()
+            start, start_cpu = time.perf_counter(), time.process_time()
             for text in latency_texts:
                 encode([text])
             best = min(best, time.perf_counter() - start)
+            best_cpu = min(best_cpu, time.process_time() - start_cpu)
         row["ms_per_text_batch1"] = round(1000 * best / len(latency_texts), 2)
+        row["cpu_ms_per_text_batch1"] = round(1000 * best_cpu / len(latency_texts), 2)
     row.update(closeness(vectors, reference))
     if label:
         log(f"{label}: {row}")
@@ -361,15 +371,17 @@ def markdown(result: dict) -> str:
         "",
         "## Encoding all CiteULike titles (all-MiniLM-L6-v2, fp32) through the embedding cache",
         "",
-        "| titles | distinct | model load | first-time encode + write | titles/s | cached re-encode |",
-        "|---:|---:|---:|---:|---:|---:|",
+        "| titles | distinct | model load | first-time encode + write | CPU time | titles/s | cached re-encode |",
+        "|---:|---:|---:|---:|---:|---:|---:|",
         f"| {full['n_titles']:,} | {full['n_distinct']:,} | {full['model_load_s']} s | {full['first_time_encode_s']} s "
+        f"| {full['first_time_encode_cpu_s']} s "
         f"| {full['first_time_titles_per_s']} | {full['cached_reencode_s']} s |",
         "",
         f"Load average (1 min) right after the full encode: {full['load_average_after'][0]:.2f}.",
         "",
-        f"Target for the first-time encode: under 180 s ({'met' if full['first_time_encode_s'] < 180 else 'NOT met'} "
-        f"in this run). The cached re-encode uses a fresh encoder and a reopened SQLite store; it never loads "
+        f"Target for the first-time encode: under 180 s. Wall time in this run: {full['first_time_encode_s']} s "
+        f"({'met' if full['first_time_encode_s'] < 180 else 'NOT met'}); CPU time "
+        f"{full['first_time_encode_cpu_s']} s, which is what an idle core would need. The cached re-encode uses a fresh encoder and a reopened SQLite store; it never loads "
         "the weights.",
         "",
         "## Faster CPU paths, on the same sample of titles",
@@ -379,21 +391,23 @@ def markdown(result: dict) -> str:
         "encoded one call each. Cosine and 10-nearest-neighbour overlap (neighbours within the sample) are "
         "against the fp32 vectors of the same titles.",
         "",
-        "| variant | batch | titles/s | × fp32 | ms/title at batch 1 | cosine mean | cosine min "
+        "| variant | batch | titles/s | titles/CPU-s | × fp32 | ms/title at batch 1 (CPU ms) | cosine mean | cosine min "
         "| cosine 1st pct | top-10 overlap |",
-        "|---|---|---:|---:|---:|---:|---:|---:|---:|",
+        "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
-    base = result["variants"][0]["texts_per_s"]
+    base = result["variants"][0]["texts_per_cpu_s"]  # speed-ups in CPU time: contention distorts wall time
     for row in result["variants"]:
         lines.append(
-            f"| {row['variant']} | {row['batch']} | {row['texts_per_s']} | {row['texts_per_s'] / base:.1f} "
-            f"| {row.get('ms_per_text_batch1', '-')} | {row['cosine_mean']} | {row['cosine_min']} "
+            f"| {row['variant']} | {row['batch']} | {row['texts_per_s']} | {row['texts_per_cpu_s']} "
+            f"| {row['texts_per_cpu_s'] / base:.1f} "
+            f"| {row.get('ms_per_text_batch1', '-')} ({row.get('cpu_ms_per_text_batch1', '-')}) | {row['cosine_mean']} | {row['cosine_min']} "
             f"| {row['cosine_p1']} | {row['top10_neighbour_overlap']} |"
         )
         if "batch32" in row:
             b = row["batch32"]
             lines.append(
-                f"| ↳ same int8 model, batches of 32 | 32 | {b['texts_per_s']} | {b['texts_per_s'] / base:.1f} "
+                f"| ↳ same int8 model, batches of 32 | 32 | {b['texts_per_s']} | {b['texts_per_cpu_s']} "
+                f"| {b['texts_per_cpu_s'] / base:.1f} "
                 f"| - | {b['cosine_mean']} | {b['cosine_min']} | {b['cosine_p1']} | {b['top10_neighbour_overlap']} |"
             )
     int8 = next(r for r in result["variants"] if "export_s" in r)
