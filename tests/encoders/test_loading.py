@@ -16,6 +16,14 @@ def test_hash_specs() -> None:
     assert load_encoder("hash-48").dim == 48 and load_encoder("hash-48").name == "hash-48"
 
 
+def test_encoder_names_load_back_as_specs() -> None:
+    for spec in ("minilm", "minilm-bf16", "minilm-onnx-int8", "hash", "hash-32"):
+        name = load_encoder(spec).name
+        assert load_encoder(name).name == name
+    seeded = HashEncoder(dim=8, seed=5)
+    assert load_encoder(seeded.name).seed == 5
+
+
 def test_unknown_spec_lists_the_valid_ones() -> None:
     with pytest.raises(ValueError) as info:
         load_encoder("bert-huge")
