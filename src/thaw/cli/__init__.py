@@ -15,6 +15,7 @@ app = typer.Typer(
 # Each module registers its commands on `app` when imported.
 from thaw.cli import data as _data  # noqa: E402,F401
 from thaw.cli import serve as _serve  # noqa: E402,F401
+from thaw.cli import evaluate as _evaluate  # noqa: E402,F401
 from thaw.cli import train as _train  # noqa: E402,F401
 
 
