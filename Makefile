@@ -11,7 +11,7 @@ export TRANSFORMERS_OFFLINE := 1
 export THAW_THREADS ?= 1
 DEMO_DB ?= var/demo.sqlite
 
-.PHONY: setup demo test test-fast bench-quality bench-serve clean
+.PHONY: setup browser demo test test-fast bench-quality bench-serve clean
 
 $(STAMP): pyproject.toml
 	@command -v $(PYTHON) >/dev/null || { echo "need $(PYTHON) on PATH"; exit 1; }
@@ -27,7 +27,10 @@ demo: setup  ## ingest MovieLens 100K into SQLite and print its statistics
 	$(BIN)/thaw ingest ml-100k --db sqlite:///$(DEMO_DB)
 	$(BIN)/thaw stats --db sqlite:///$(DEMO_DB)
 
-test: setup  ## the whole test suite (PostgreSQL/MariaDB tests skip with a reason when no server answers)
+browser:  ## Debian's chromium for the dashboard's browser tests (installed by apt, never downloaded by playwright)
+	@command -v chromium >/dev/null || { apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends chromium fonts-dejavu-core fonts-liberation; }
+
+test: setup browser  ## the whole test suite (PostgreSQL/MariaDB tests skip with a reason when no server answers)
 	$(BIN)/python -m pytest -q
 
 test-fast: setup

@@ -209,11 +209,12 @@ class Store:
         self,
         *,
         user: str | None = None,
+        item: str | None = None,
         since: datetime | None = None,
         include_generated: bool = False,
         batch_size: int = 5000,
     ) -> Iterator[EventRecord]:
-        """Events in (timestamp, insertion) order, optionally of one user or after a moment."""
+        """Events in (timestamp, insertion) order, optionally of one user, one item, or after a moment."""
         query = (
             select(
                 User.external_id,
@@ -231,6 +232,8 @@ class Store:
         )
         if user is not None:
             query = query.where(User.external_id == user)
+        if item is not None:
+            query = query.where(Item.external_id == item)
         if since is not None:
             query = query.where(Event.timestamp > utc_naive(since))
         if not include_generated:
@@ -238,6 +241,41 @@ class Store:
         with self.engine.connect() as conn:
             for row in conn.execution_options(yield_per=batch_size).execute(query):
                 yield EventRecord(*row)
+
+    # ------------------------------------------------------------------ activity over time
+    def first_seen(self) -> tuple[list[datetime], list[datetime]]:
+        """When each user and each item appeared: created, or first real event if that is earlier."""
+        out: list[list[datetime]] = []
+        for table, key in ((User, Event.user_id), (Item, Event.item_id)):
+            first = (
+                select(key.label("owner"), func.min(Event.timestamp).label("at"))
+                .where(Event.generated.is_(False))
+                .group_by(key)
+                .subquery()
+            )
+            query = select(table.created_at, first.c.at).outerjoin(first, first.c.owner == table.id)
+            with self.engine.connect() as conn:
+                out.append([min(created, at) if at is not None else created for created, at in conn.execute(query)])
+        return out[0], out[1]
+
+    def event_span(self) -> tuple[datetime, datetime] | None:
+        """The first and last real event's timestamps, or None without events."""
+        query = select(func.min(Event.timestamp), func.max(Event.timestamp)).where(Event.generated.is_(False))
+        with self.engine.connect() as conn:
+            first, last = conn.execute(query).one()
+        return None if first is None else (first, last)
+
+    def event_counts(self, edges: Sequence[datetime]) -> list[int]:
+        """Real events with edges[i] < timestamp <= edges[i + 1]: len(edges) - 1 counts."""
+        counts = []
+        with self.engine.connect() as conn:
+            # One range count per interval walks the timestamp index once in total.
+            for low, high in zip(edges, edges[1:]):
+                query = select(func.count()).select_from(Event).where(
+                    Event.timestamp > utc_naive(low), Event.timestamp <= utc_naive(high), Event.generated.is_(False)
+                )
+                counts.append(int(conn.execute(query).scalar_one()))
+        return counts
 
     # ------------------------------------------------------------------ embedding cache
     def get_embeddings(self, encoder: str, hashes: Sequence[str]) -> dict[str, tuple[int, bytes]]:

@@ -18,7 +18,7 @@ import thaw
 from thaw.serving.config import ServeConfig
 from thaw.serving.metrics import ServeMetrics
 from thaw.serving.models import Trainer
-from thaw.serving.routes import admin, events, health, items, recommend, users
+from thaw.serving.routes import admin, dashboard, events, explore, health, items, recommend, users
 
 log = logging.getLogger(__name__)
 
@@ -109,7 +109,7 @@ def create_app(
     )
     app.state.config = config
     app.state.metrics = metrics
-    for module in (items, users, events, recommend, admin, health):
+    for module in (items, users, events, recommend, admin, health, explore, dashboard):
         app.include_router(module.router(config))
     app.add_exception_handler(RequestValidationError, _validation_error)  # type: ignore[arg-type]
     app.add_middleware(ObservedRequests, metrics=metrics, max_body_bytes=config.limits.max_body_bytes)

@@ -8,9 +8,9 @@ vector enters the index when it is added and is scored against the kept user vec
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
-from collections import deque
 from dataclasses import dataclass
 from typing import Any
 
@@ -18,11 +18,13 @@ import numpy as np
 import scipy.sparse as sp
 
 from thaw.data.dataset import EventArrays, UserContent
-from thaw.data.records import EVENT_TYPES, EventRecord
+from thaw.data.records import EVENT_TYPES
 from thaw.serving.engine import Engine, NotFoundError
 from thaw.serving.index import top_k
 
 BATCH = 1024  # users per encode_users call
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -56,19 +58,40 @@ class Audience:
         self.engine = engine
         self.max_age_seconds = max_age_seconds
         self._cached: UserVectors | None = None
-        self._lock = threading.Lock()
+        self._lock = threading.Lock()  # held by whoever builds; a background build releases it when done
 
     def vectors(self) -> UserVectors:
-        """The kept user vectors, rebuilt when stale or when the live model changed."""
-        with self._lock:
-            cached = self._cached
-            if (
-                cached is None
-                or cached.version != self.engine.model_version
-                or time.monotonic() - cached.built_at > self.max_age_seconds
-            ):
-                cached = self._cached = build_user_vectors(self.engine)
+        """The kept vectors: built now when missing or the model changed, rebuilt in the background when old."""
+        cached = self._cached
+        if cached is None or cached.version != self.engine.model_version:
+            with self._lock:
+                cached = self._cached
+                if cached is None or cached.version != self.engine.model_version:
+                    cached = self._cached = build_user_vectors(self.engine)
             return cached
+        if time.monotonic() - cached.built_at > self.max_age_seconds:
+            self.refresh_in_background()
+        return cached
+
+    def refresh_in_background(self) -> None:
+        """Start a rebuild unless one is running (the dashboard's overview warms the cache this way)."""
+        if not self._lock.acquire(blocking=False):
+            return
+
+        def run() -> None:
+            try:
+                self._cached = build_user_vectors(self.engine)
+            except Exception:
+                log.exception("building user vectors failed")
+            finally:
+                self._lock.release()
+
+        threading.Thread(target=run, name="thaw-audience", daemon=True).start()
+
+    def warm(self) -> None:
+        """Build the vectors in the background if there are none yet."""
+        if self._cached is None:
+            self.refresh_in_background()
 
     def top_users(self, item_id: str, k: int) -> tuple[UserVectors, list[AudienceMember]]:
         """The k users scoring `item_id` highest, leaving out those who already interacted with it."""
@@ -104,17 +127,29 @@ def build_user_vectors(engine: Engine) -> UserVectors:
     users = list(engine.store.iter_users())
     position = {u.id: n for n, u in enumerate(users)}
     n_rows = catalogue.n_rows
-    recent: list[deque[tuple[EventRecord, int]]] = [deque(maxlen=engine.config.history_limit) for _ in users]
-    seen_pairs: set[tuple[int, int]] = set()
-    for event in engine.store.iter_events():
+    owner: list[int] = []
+    rows: list[int] = []
+    types: list[int] = []
+    values: list[float] = []
+    type_index = {name: n for n, name in enumerate(EVENT_TYPES)}
+    for event in engine.store.iter_events():  # in time order
         n = position.get(event.user)
         row = catalogue.row(event.item)
         if n is None or row is None:
             continue
-        recent[n].append((event, row))
-        seen_pairs.add((n, row))
-    history = _history_matrix(engine, recent, len(users), n_rows)  # (n_users, n_rows)
-    seen = _pairs_matrix(seen_pairs, len(users), n_rows)
+        owner.append(n)
+        rows.append(row)
+        types.append(type_index[event.type])
+        values.append(np.nan if event.value is None else event.value)
+    events = EventArrays(
+        np.array(owner, np.int32), np.array(rows, np.int32), np.array(types, np.int8),
+        np.array(values, np.float32), np.zeros(len(owner), np.int64),
+    )
+    history = _history_matrix(engine, events, len(users), n_rows)  # (n_users, n_rows)
+    seen = sp.csr_matrix(
+        (np.ones(len(events), np.float32), (events.user, events.item)), shape=(len(users), n_rows)
+    )
+    seen.data[:] = 1.0  # duplicates were summed
     n_history = np.diff(history.indptr)
     attributes = [u.attributes for u in users]
     texts = [u.text or None for u in users]
@@ -128,23 +163,14 @@ def build_user_vectors(engine: Engine) -> UserVectors:
         source, version = "model", state.version
         matrix = state.index.matrix()  # (n_index_rows, d_model)
         has_signal = (n_history > 0) | has_text | np.array([bool(a) for a in attributes], bool)
-
-        def encode(chunk: np.ndarray, content: UserContent, chunk_history: sp.csr_matrix) -> np.ndarray:
-            return state.model.encode_users(content, [ids[i] for i in chunk], chunk_history, matrix)
-
-        width = len(matrix)
+        model: Any = state.model
     else:
         source, version = "content", "content"
-        matrix = engine.content_index.matrix()
+        matrix = engine.content_index.matrix()  # (n_index_rows, d_text)
         has_signal = (n_history > 0) | has_text
-
-        def encode(chunk: np.ndarray, content: UserContent, chunk_history: sp.csr_matrix) -> np.ndarray:
-            return engine.content.encode_users(content, [ids[i] for i in chunk], chunk_history, matrix)
-
-        width = len(matrix)
-    history = _fit_width(history, width)
-    dim = matrix.shape[1] if len(matrix) else engine.encoder.dim
-    vectors = np.zeros((len(users), dim), np.float32)
+        model = engine.content
+    history = _fit_width(history, len(matrix))
+    vectors = np.zeros((len(users), matrix.shape[1]), np.float32)
     # Users with and without text go in separate calls: the engine passes text vectors only when
     # a person has text, and a model may treat "no text" differently from a zero vector.
     for group in (np.flatnonzero(has_text & has_signal), np.flatnonzero(~has_text & has_signal)):
@@ -156,41 +182,33 @@ def build_user_vectors(engine: Engine) -> UserVectors:
                 text_vectors=text_vectors[chunk] if has_text[chunk[0]] else None,
             )
             if len(matrix):
-                vectors[chunk] = np.asarray(encode(chunk, content, history[chunk]), np.float32)
+                encoded = model.encode_users(content, [ids[i] for i in chunk], history[chunk], matrix)
+                vectors[chunk] = np.asarray(encoded, np.float32)
     has_signal &= np.any(vectors != 0, axis=1)
     return UserVectors(source, version, ids, vectors, has_signal, seen, n_history, time.monotonic())
 
 
-def _history_matrix(
-    engine: Engine, recent: list[deque[tuple[EventRecord, int]]], n_users: int, n_rows: int
-) -> sp.csr_matrix:
-    """(n_users, n_rows) strongest event weight per item among each user's recent events."""
-    events = [(n, e, row) for n, q in enumerate(recent) for e, row in q]
-    if not events:
+def _history_matrix(engine: Engine, events: EventArrays, n_users: int, n_rows: int) -> sp.csr_matrix:
+    """(n_users, n_rows): per user, the strongest event weight per item among their recent events."""
+    if not len(events):
         return sp.csr_matrix((n_users, n_rows), dtype=np.float32)
-    users = np.array([n for n, _, _ in events], np.int64)
-    rows = np.array([row for _, _, row in events], np.int64)
-    arrays = EventArrays(
-        np.zeros(len(events), np.int32),
-        np.zeros(len(events), np.int32),
-        np.array([EVENT_TYPES.index(e.type) for _, e, _ in events], np.int8),
-        np.array([np.nan if e.value is None else e.value for _, e, _ in events], np.float32),
-        np.zeros(len(events), np.int64),
-    )
-    weights = engine.config.weights.of(arrays)
+    users = events.user.astype(np.int64)
+    # Only each user's `history_limit` most recent events count, as in Engine.profile_of.
+    order = np.argsort(users, kind="stable")  # grouped by user, time order kept inside a group
+    grouped = users[order]
+    ends = np.searchsorted(grouped, np.arange(n_users), side="right")  # one past each user's last event
+    from_end = np.empty(len(users), np.int64)  # 0 for a user's latest event, 1 for the one before, ...
+    from_end[order] = ends[grouped] - 1 - np.arange(len(users))
+    keep = from_end < engine.config.history_limit
+    recent = events.subset(keep)
+    users, rows = recent.user.astype(np.int64), recent.item.astype(np.int64)
+    weights = engine.config.weights.of(recent)
     # Keep the strongest event per (user, row), as the engine's per-request history does.
     order = np.lexsort((-weights, rows, users))
     users, rows, weights = users[order], rows[order], weights[order]
     first = np.ones(len(users), bool)
     first[1:] = (users[1:] != users[:-1]) | (rows[1:] != rows[:-1])
     return sp.csr_matrix((weights[first], (users[first], rows[first])), shape=(n_users, n_rows), dtype=np.float32)
-
-
-def _pairs_matrix(pairs: set[tuple[int, int]], n_users: int, n_rows: int) -> sp.csr_matrix:
-    if not pairs:
-        return sp.csr_matrix((n_users, n_rows), dtype=np.float32)
-    users, rows = (np.array(v, np.int64) for v in zip(*pairs, strict=True))
-    return sp.csr_matrix((np.ones(len(users), np.float32), (users, rows)), shape=(n_users, n_rows))
 
 
 def _fit_width(matrix: sp.csr_matrix, width: int) -> sp.csr_matrix:

@@ -35,7 +35,7 @@ def router(config: ServeConfig) -> APIRouter:
     """GET / (the page) and GET /static/{path} (its scripts, styles and icon); not in the API schema."""
     api = APIRouter(include_in_schema=False)
 
-    @api.get("/")
+    @api.api_route("/", methods=["GET", "HEAD"])
     def page() -> FileResponse:
         return _file(STATIC / "index.html")
 
@@ -43,7 +43,7 @@ def router(config: ServeConfig) -> APIRouter:
     def dashboard() -> RedirectResponse:
         return RedirectResponse("/", status.HTTP_308_PERMANENT_REDIRECT)
 
-    @api.get("/static/{path:path}")
+    @api.api_route("/static/{path:path}", methods=["GET", "HEAD"])
     def asset(path: str) -> FileResponse:
         target = (STATIC / path).resolve()
         if not target.is_relative_to(STATIC) or not target.is_file() or target.suffix not in MEDIA_TYPES:

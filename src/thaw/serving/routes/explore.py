@@ -1,7 +1,5 @@
 """Read-only endpoints behind the dashboard: overview, evaluation reports, search, histories, audiences."""
 
-from __future__ import annotations
-
 import threading
 import time
 from collections import deque
@@ -10,7 +8,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Annotated, Any, Generic, Literal, TypeVar
 
-from fastapi import APIRouter, Path as PathParam, Query
+from fastapi import APIRouter, Path as PathParam, Query, Request
 from pydantic import BaseModel, Field
 
 from thaw.data.records import EventRecord
@@ -200,21 +198,26 @@ def router(config: ServeConfig) -> APIRouter:
     api = APIRouter(prefix="/explore", tags=["explore"], dependencies=[ReadAccess])
     growth_cache = _Cached[tuple[datetime, Any]](15.0)
     attribute_cache = _Cached[AttributesOut](60.0)
-    audiences: dict[int, Audience] = {}
     audience_lock = threading.Lock()
 
-    def audience_of(engine: Engine) -> Audience:
+    def audience_of(request: Request, engine: Engine) -> Audience:
+        # One per app, made on first use and kept on app.state beside the engine it reads.
         with audience_lock:
-            return audiences.setdefault(id(engine), Audience(engine))
+            audience = getattr(request.app.state, "audience", None)
+            if audience is None or audience.engine is not engine:
+                audience = request.app.state.audience = Audience(engine)
+            return audience
 
     @api.get("/overview", response_model=OverviewOut, summary="Totals and their growth over time")
     def overview(
+        request: Request,
         engine: EngineDep,
         cfg: ConfigDep,
         points: Annotated[int, Query(ge=2, le=500, description="moments in the growth series")] = 48,
     ) -> OverviewOut:
         from thaw.data.records import now_utc
 
+        audience_of(request, engine).warm()  # the dashboard opens here: have audiences ready for later clicks
         stats = engine.store.stats()
         computed_at, series = growth_cache.get(points, lambda: (now_utc(), growth(engine.store, points)))
         return OverviewOut(
@@ -353,12 +356,13 @@ def router(config: ServeConfig) -> APIRouter:
         summary="Users this item would be recommended to: top users by score against the item's vector",
     )
     def item_audience(
+        request: Request,
         item_id: Annotated[Id, PathParam(description="the item's external id")],
         engine: EngineDep,
         k: Annotated[int, Query(ge=1, le=config.limits.max_k)] = 10,
     ) -> AudienceOut:
         try:
-            built, members = audience_of(engine).top_users(item_id, k)
+            built, members = audience_of(request, engine).top_users(item_id, k)
         except NotFoundError as exc:
             raise not_found(exc) from exc
         return AudienceOut(

@@ -1,0 +1,148 @@
+// Be a new user: attributes and a few likes -> POST /recommendations after every change.
+
+import { api } from "./api.js";
+import { $, debounce, h } from "./dom.js";
+import { renderRecs, sourceLegend } from "./lists.js";
+
+const MAX_CHOICES = 60; // an attribute with more distinct values gets a text field, not a list
+const MAX_FIELDS = 6;
+
+const state = { liked: new Map(), attributes: {}, text: "", previous: null, request: 0, started: false };
+
+export function setupNewUser(showError) {
+  const search = $("#nu-search");
+  const runSearch = debounce(() => findItems(search.value).catch(showError), 200);
+  search.addEventListener("input", runSearch);
+  $("#nu-text").addEventListener("input", debounce((event) => {
+    state.text = event.target.value.trim();
+    refresh("your description").catch(showError);
+  }, 400));
+  $("#nu-about").addEventListener("submit", (event) => event.preventDefault());
+  $("#nu-reset").addEventListener("click", () => {
+    state.liked.clear();
+    state.attributes = {};
+    state.text = "";
+    state.previous = null;
+    $("#nu-about").reset();
+    renderLiked();
+    syncPressed();
+    refresh(null).catch(showError);
+  });
+  state.showError = showError;
+}
+
+export async function loadNewUser() {
+  if (!state.started) {
+    state.started = true;
+    const attributes = await api("/explore/attributes", { params: { of: "users" } });
+    renderAttributeFields(attributes.attributes);
+    renderLiked();
+    $("#nu-recs").before(sourceLegend());
+  }
+  await Promise.all([findItems($("#nu-search").value), refresh(null)]);
+}
+
+function renderAttributeFields(attributes) {
+  const box = $("#nu-attributes");
+  box.replaceChildren();
+  const usable = attributes.filter((a) => a.kind === "numeric" || a.distinct <= MAX_CHOICES).slice(0, MAX_FIELDS);
+  if (!usable.length) {
+    box.append(h("p", { class: "hint", text: "Stored users have no attributes to choose from." }));
+    return;
+  }
+  usable.forEach((attribute, n) => {
+    const id = `nu-attr-${n}`;
+    let control;
+    if (attribute.kind === "numeric" && attribute.distinct > MAX_CHOICES) {
+      control = h("input", {
+        id, type: "number", inputmode: "decimal",
+        min: attribute.minimum, max: attribute.maximum,
+        placeholder: `${attribute.minimum}–${attribute.maximum}`,
+      });
+    } else {
+      control = h(
+        "select",
+        { id },
+        h("option", { value: "", text: "(not given)" }),
+        attribute.values.map(([value, n]) => h("option", { value, text: `${value} (${n} users)` })),
+      );
+    }
+    const update = () => {
+      const raw = control.value.trim();
+      if (raw === "") delete state.attributes[attribute.name];
+      else if (attribute.kind === "numeric") state.attributes[attribute.name] = Number(raw);
+      else if (attribute.kind === "list") state.attributes[attribute.name] = [raw];
+      else state.attributes[attribute.name] = raw;
+      refresh(raw === "" ? `clearing ${attribute.name}` : `setting ${attribute.name} to ${raw}`).catch(state.showError);
+    };
+    control.addEventListener("change", update);
+    box.append(h("div", { class: "field" }, h("label", { for: id, text: attribute.name }), control));
+  });
+}
+
+async function findItems(query) {
+  const found = await api("/explore/items", { params: { q: query.trim(), limit: 12 } });
+  const list = $("#nu-results");
+  list.replaceChildren();
+  if (!found.items.length) {
+    list.append(h("li", { class: "empty", text: `No item title contains “${query}”.` }));
+    return;
+  }
+  found.items.forEach((item) => {
+    const button = h("button", {
+      type: "button",
+      class: "like",
+      "aria-pressed": state.liked.has(item.id) ? "true" : "false",
+      dataset: { id: item.id },
+      "aria-label": `Like ${item.title || item.id}`,
+      onclick: () => toggle(item.id, item.title),
+    }, h("span", { "aria-hidden": "true", class: "heart", text: "♥" }), " Like");
+    list.append(h("li", { class: "pick" }, h("span", { class: "pick-title" }, item.title || item.id, h("span", { class: "hint", text: ` · id ${item.id}` })), button));
+  });
+}
+
+function toggle(id, title) {
+  const liked = !state.liked.has(id);
+  if (liked) state.liked.set(id, title);
+  else state.liked.delete(id);
+  syncPressed();
+  renderLiked();
+  refresh(`${liked ? "liking" : "un-liking"} “${title || id}”`).catch(state.showError);
+}
+
+function syncPressed() {
+  document.querySelectorAll("#nu-results button.like").forEach((b) => b.setAttribute("aria-pressed", state.liked.has(b.dataset.id) ? "true" : "false"));
+}
+
+function renderLiked() {
+  const list = $("#nu-liked");
+  list.replaceChildren();
+  if (!state.liked.size) {
+    list.append(h("li", { class: "empty", text: "Nothing liked yet: search and press Like." }));
+    return;
+  }
+  for (const [id, title] of state.liked) {
+    list.append(
+      h("li", { class: "chip" }, title || id,
+        h("button", { type: "button", class: "remove", "aria-label": `Remove ${title || id} from your likes`, onclick: () => toggle(id, title) }, "×")),
+    );
+  }
+}
+
+async function refresh(cause) {
+  const request = ++state.request;
+  const status = $("#nu-status");
+  status.textContent = "Updating…";
+  const body = { attributes: state.attributes, liked_items: [...state.liked.keys()], k: 10, explain: true };
+  if (state.text) body.text = state.text;
+  const result = await api("/recommendations", { method: "POST", body });
+  if (request !== state.request) return; // a newer change is already on its way
+  const list = $("#nu-recs");
+  const fresh = renderRecs(list, result.items, { previous: state.previous, empty: "No recommendations." });
+  list.dataset.version = String(request);
+  const what = cause ? `after ${cause}` : "for someone we know nothing about";
+  status.textContent = state.previous === null
+    ? `Showing ${result.items.length} items ${what} (model ${result.model_version}).`
+    : `Updated ${what}: ${fresh} new in the top ${result.items.length} (model ${result.model_version}).`;
+  state.previous = result.items.map((i) => i.id);
+}
