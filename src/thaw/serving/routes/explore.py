@@ -270,12 +270,12 @@ def router(config: ServeConfig) -> APIRouter:
             exact = view.id == q.strip()
             if exact or all(w in title for w in words):
                 pop = float(popularity[view.row]) if view.row < len(popularity) else 0.0
-                hits.append((not exact, not (words and title.startswith(words[0])), -pop, view.title, view.id, pop))
-        hits.sort()
+                hits.append((not exact, -pop, view.title, view.id, pop))
+        hits.sort()  # the exact id first, then the most popular
         return ItemSearchOut(
             query=q,
             matches=len(hits),
-            items=[ItemHitOut(id=h[4], title=h[3], interactions=h[5]) for h in hits[:limit]],
+            items=[ItemHitOut(id=h[3], title=h[2], interactions=h[4]) for h in hits[:limit]],
         )
 
     @api.get("/attributes", response_model=AttributesOut, summary="Which attributes users or items have, and their values")
