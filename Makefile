@@ -40,5 +40,9 @@ bench-serve: setup  ## serving latency/throughput (CiteULike, wrk or the Python 
 	@command -v wrk >/dev/null || echo "wrk not found (apt-get install wrk); using bench/loadgen/pyload.py"
 	$(BIN)/python bench/bench_serve.py
 
+.PHONY: bench-ann
+bench-ann: setup  ## HNSW vs exact scan on a synthetic 1M x 64-d catalogue -> bench/results/ann.json, docs/benchmarks/ann.md
+	$(BIN)/python bench/bench_ann.py
+
 clean:
 	rm -rf var build dist .pytest_cache
