@@ -54,7 +54,7 @@ def test_new_user_list_changes_after_each_like(servers: Servers, page_on) -> Non
     assert len(before) == 10
     # Search, then like with the mouse.
     page.fill("#nu-search", "pasta")
-    page.wait_for_selector("#nu-results button.like[data-id='cook-1']")
+    page.wait_for_selector("#nu-results[data-query='pasta'] button.like[data-id='cook-1']")
     version = page.get_attribute("#nu-recs", "data-version")
     page.click("#nu-results button.like[data-id='cook-1']")
     page.wait_for_selector(f"#nu-recs:not([data-version='{version}'])")
@@ -70,7 +70,8 @@ def test_new_user_list_changes_after_each_like(servers: Servers, page_on) -> Non
     assert page.locator("#nu-recs li.rec.new").count() >= 1
     # Like a second item with the keyboard only.
     page.fill("#nu-search", "jazz")
-    page.wait_for_selector("#nu-results button.like[data-id='jazz-1']")
+    page.wait_for_selector("#nu-results[data-query='jazz'] button.like[data-id='jazz-1']")
+    assert page.locator("#nu-results li.pick").count() == 3  # only the titles with "jazz"
     version = page.get_attribute("#nu-recs", "data-version")
     page.focus("#nu-results button.like[data-id='jazz-1']")
     page.keyboard.press("Enter")

@@ -46,7 +46,9 @@ function route() {
   return [PANELS.includes(panel) ? panel : "overview", kind, rest.length ? decodeURIComponent(rest.join("/")) : null];
 }
 
-async function render() {
+async function render(event) {
+  const head = window.location.hash.replace(/^#/, "").split("/")[0];
+  if (event && head && !PANELS.includes(head)) return; // an in-page link (skip link, "jump to list")
   const [panel, kind, id] = route();
   select(panel);
   clearError();
@@ -94,13 +96,13 @@ function setupKey() {
     event.preventDefault();
     setApiKey(input.value.trim());
     $("#key-state").textContent = input.value.trim() ? "Key saved for this tab." : "No key set.";
-    render();
+    render(null);
   });
   $("#key-forget").addEventListener("click", () => {
     setApiKey("");
     input.value = "";
     $("#key-state").textContent = "Key forgotten.";
-    render();
+    render(null);
   });
   onAuthError(() => {
     form.hidden = false;
@@ -128,7 +130,7 @@ async function start() {
   setupExplore(showError);
   await checkHealth();
   window.addEventListener("hashchange", render);
-  await render();
+  await render(null);
 }
 
 start();

@@ -23,6 +23,7 @@ export function setupNewUser(showError) {
     state.attributes = {};
     state.text = "";
     state.previous = null;
+    $("#nu-pick-status").textContent = "";
     $("#nu-about").reset();
     renderLiked();
     syncPressed();
@@ -84,6 +85,7 @@ async function findItems(query) {
   const found = await api("/explore/items", { params: { q: query.trim(), limit: 12 } });
   const list = $("#nu-results");
   list.replaceChildren();
+  list.dataset.query = query.trim(); // which search the list shows (tests wait on it)
   if (!found.items.length) {
     list.append(h("li", { class: "empty", text: `No item title contains “${query}”.` }));
     return;
@@ -144,5 +146,6 @@ async function refresh(cause) {
   status.textContent = state.previous === null
     ? `Showing ${result.items.length} items ${what} (model ${result.model_version}).`
     : `Updated ${what}: ${fresh} new in the top ${result.items.length} (model ${result.model_version}).`;
+  if (state.previous !== null) $("#nu-pick-status").textContent = `${fresh} new in your top ${result.items.length}.`;
   state.previous = result.items.map((i) => i.id);
 }
