@@ -380,3 +380,46 @@ def test_adaptive_index_migrates_once_without_losing_writes(monkeypatch: pytest.
     assert index.is_approximate
     assert_same(index, reference, vectors(5, 39), 10)
     np.testing.assert_allclose(index.vectors(np.array([5])), data[119:120])
+
+
+def test_bands_of_short_vectors_are_pruned(monkeypatch: pytest.MonkeyPatch) -> None:
+    from thaw.serving import ann_graph
+
+    rng = np.random.default_rng(40)
+    short = rng.standard_normal((600, DIM)).astype(np.float32)
+    short /= np.linalg.norm(short, axis=1, keepdims=True)  # norm 1
+    long = 100 * rng.standard_normal((300, DIM)).astype(np.float32) / np.sqrt(DIM)  # norm ~ 100
+    data = np.concatenate([short, long])
+    index = FaissHnswIndex(DIM, m=8, ef_search=32, min_band_rows=16, merge_rows=64, band_ratio=1.25)
+    index.add(np.arange(900), data)
+    reference = ExactIndex(DIM)
+    reference.add(np.arange(900), data)
+    assert index.stats()["bands"] >= 3
+    visited: list[float] = []
+    original = ann_graph.Band.candidates
+
+    def counting(self: Any, *args: Any, **kwargs: Any) -> np.ndarray:
+        visited.append(self.max_norm)
+        return original(self, *args, **kwargs)
+
+    monkeypatch.setattr(ann_graph.Band, "candidates", counting)
+    queries = vectors(5, 41)
+    assert_same(index, reference, queries, 10)
+    assert visited and min(visited) > 10  # the norm-1 bands were never searched
+
+
+def test_a_failed_build_keeps_the_exact_index(monkeypatch: pytest.MonkeyPatch) -> None:
+    calls: list[int] = []
+
+    def broken(cls: type, matrix: np.ndarray, alive: np.ndarray, **options: Any) -> FaissHnswIndex:
+        calls.append(len(matrix))
+        raise MemoryError("no room for the graph")
+
+    monkeypatch.setattr(FaissHnswIndex, "from_matrix", classmethod(broken))
+    index = AdaptiveIndex(DIM, ann_threshold=10, background=True)
+    index.add(np.arange(20), vectors(20, 42))
+    assert index.wait(10)
+    index.add(np.arange(20, 40), vectors(20, 43))
+    assert index.wait(10)
+    assert not index.is_approximate and len(index) == 40 and calls == [20]
+    assert index.search(vectors(1, 44), 5)[0].shape == (1, 5)

@@ -66,6 +66,7 @@ class AdaptiveIndex:
         self._lock = threading.Lock()
         self._pending: list[tuple[str, np.ndarray, np.ndarray | None]] | None = None  # writes during a build
         self._thread: threading.Thread | None = None
+        self._failed = False  # a failed build is not retried on every write
 
     @property
     def is_approximate(self) -> bool:
@@ -85,7 +86,7 @@ class AdaptiveIndex:
             self._inner.add(rows, vectors)
             if self._pending is not None:
                 self._pending.append(("add", np.array(rows, np.int64), np.array(vectors, np.float32)))
-            elif not self.is_approximate and len(self._inner) >= self.ann_threshold:
+            elif not self.is_approximate and not self._failed and len(self._inner) >= self.ann_threshold:
                 self._start_migration()
 
     def remove(self, rows: np.ndarray) -> None:
@@ -114,6 +115,7 @@ class AdaptiveIndex:
             log.exception("HNSW build failed: staying on the exact index")
             with self._lock:
                 self._pending = None
+                self._failed = True
             return
         with self._lock:
             for op, rows, vectors in self._pending or []:
