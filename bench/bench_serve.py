@@ -64,6 +64,9 @@ def start_server(db: Path, model: Path | None, port: int, workers: int, log: Pat
             raise RuntimeError(f"server exited:\n{log.read_text()[-3000:]}")
         try:
             if httpx.get(f"http://127.0.0.1:{port}/health", timeout=2).status_code == 200:
+                time.sleep(1.0)
+                if process.poll() is not None:  # another server holds the port: ours failed to bind
+                    raise RuntimeError(f"port {port} is taken by another server:\n{log.read_text()[-2000:]}")
                 return process
         except httpx.HTTPError:
             time.sleep(0.5)
@@ -138,7 +141,7 @@ def main() -> None:
     parser.add_argument("--model", type=Path, default=ROOT / "var/bench-citeulike-model")
     parser.add_argument("--no-model", action="store_true", help="serve content similarity + popularity only")
     parser.add_argument("--train-seconds", type=int, default=300)
-    parser.add_argument("--port", type=int, default=8765)
+    parser.add_argument("--port", type=int, default=0, help="default: a free port")
     parser.add_argument("--workers", type=int, default=1)
     parser.add_argument("--connections", type=int, default=4)
     parser.add_argument("--duration", type=int, default=20)
@@ -158,6 +161,12 @@ def main() -> None:
         titles = {i.id: i.title for i in store.iter_items()}
         users = sorted({e.user for e in store.iter_events()})
     model = None if args.no_model else args.model
+    if args.port == 0:
+        import socket
+
+        with socket.socket() as sock:
+            sock.bind(("127.0.0.1", 0))
+            args.port = sock.getsockname()[1]
     log = args.db.parent / "bench-serve.log"
     url = f"http://127.0.0.1:{args.port}"
     started = time.perf_counter()

@@ -34,7 +34,7 @@ def _lua_list(values: list[str]) -> str:
 def write_script(path: Path, scenario: str, ids: list[str], *, k: int = 10, key: str | None = None, seed: int = 1) -> Path:
     """Write the wrk script of `scenario` (known, new or similar) to `path`."""
     auth = f'headers["Authorization"] = "Bearer {key}"' if key else ""
-    head = f"local ids = {_lua_list(ids)}\nlocal n = #ids\nmath.randomseed({seed})\n" + _HEADERS.format(auth=auth)
+    head = f"local ids = {_lua_list(ids)}\nlocal n = #ids\nmath.randomseed({seed})\n" + _HEADERS.replace("{auth}", auth)
     if scenario == "known":
         body = f"""
 request = function()

@@ -383,13 +383,13 @@ class Engine:
         if state is not None:
             vector = None
             if has_history or profile.attributes or profile.text:
-                matrix = state.index.matrix()  # (n, d_model) view of the live catalogue's vectors
-                n = len(matrix)
-                inside = profile.rows < n
+                # Only the history's own item vectors go in: column j of `history` is row j of
+                # `matrix`. A model that projects its whole item table per call (attention keys)
+                # then costs O(history), not O(catalogue).
+                inside = profile.rows < len(state.index.matrix())
                 rows, strengths = profile.rows[inside], profile.strengths[inside]
-                history = sp.csr_matrix(
-                    (strengths, (np.zeros(len(rows), np.int64), rows)), shape=(1, n), dtype=np.float32
-                )
+                matrix = state.index.vectors(rows)  # (h, d_model)
+                history = sp.csr_matrix(strengths[None, :].astype(np.float32)) if len(rows) else sp.csr_matrix((1, 0), dtype=np.float32)
                 content = UserContent([profile.attributes], [profile.text], text_vectors=text_vector)
                 vector = np.asarray(
                     state.model.encode_users(content, [profile.user or ""], history, matrix), np.float32

@@ -134,21 +134,18 @@ class ExactIndex:
 
 
 def top_k(scores: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
-    """Rows of the k highest finite scores, best first (ties by lower row): (m,) rows, (m,) scores."""
-    finite = np.isfinite(scores)
-    n_finite = int(finite.sum())
-    if n_finite == 0:
+    """Rows of the k highest finite scores, best first (equal scores by lower row): (m,), (m,)."""
+    n = len(scores)
+    if n == 0 or k < 1:
         return np.empty(0, np.int64), np.empty(0, np.float32)
-    k = min(k, n_finite)
-    if k < len(scores):
-        candidates = np.argpartition(-scores, k - 1)[:k]
-    else:
-        candidates = np.arange(len(scores))
-    # Stable order: score descending, then row ascending (deterministic ties).
-    order = np.lexsort((candidates, -scores[candidates]))
-    rows = candidates[order][:k]
-    rows = rows[np.isfinite(scores[rows])]
-    return rows.astype(np.int64), scores[rows].astype(np.float32)
+    k = min(k, n)
+    # One partial sort on the raw scores (no negated copy); -inf rows sink and are dropped after.
+    candidates = np.argpartition(scores, n - k)[n - k :] if k < n else np.arange(n)
+    values = scores[candidates]
+    finite = np.isfinite(values)
+    candidates, values = candidates[finite], values[finite]
+    order = np.lexsort((candidates, -values))
+    return candidates[order].astype(np.int64), values[order].astype(np.float32)
 
 
 def padded_scores(index: VectorIndex, query: np.ndarray, n_rows: int) -> np.ndarray:
