@@ -223,3 +223,42 @@ def test_iter_events_of_one_item_is_in_time_order(store: Store, tiny_records) ->
     store.upsert_items(items)
     store.add_events(events + [EventRecord("bob", "i1", "view", T0 - timedelta(days=1))])
     assert [e.user for e in store.iter_events(item="i1")] == ["bob", "alice", "carol"]
+
+
+def test_batch_histories_match_the_engines_profiles(make_client) -> None:
+    """Same items, strongest weights and column order as Engine.profile_of, history_limit included."""
+    from thaw.data.dataset import EventArrays
+    from thaw.data.records import EVENT_TYPES
+    from thaw.serving.audience import _history_matrix, build_user_vectors
+    from tests.serving.conftest import CATALOGUE
+
+    c = make_client(history_limit=4)
+    c.post("/items", json=CATALOGUE)
+    c.post("/users", json=[{"id": "a"}, {"id": "b"}])
+    day = datetime(2024, 5, 1)
+    sequence = [("a", "love-1", "view"), ("b", "cook-1", "click"), ("a", "love-2", "click"), ("a", "love-1", "purchase"),
+                ("a", "cook-2", "view"), ("a", "space-1", "rating"), ("a", "love-3", "view"), ("b", "cook-1", "view")]
+    c.post("/events", json=[
+        {"user": u, "item": i, "type": t, "value": 3 if t == "rating" else None, "timestamp": (day + timedelta(hours=n)).isoformat()}
+        for n, (u, i, t) in enumerate(sequence)
+    ])
+    engine = c.app.state.engine
+    built = build_user_vectors(engine)
+    for n, user in enumerate(built.user_ids):
+        assert built.n_history[n] == len(engine.profile_of(user).rows)
+    # The matrix behind the vectors, entry by entry, order included.
+    events = list(engine.store.iter_events())
+    position = {u: n for n, u in enumerate(built.user_ids)}
+    arrays = EventArrays(
+        np.array([position[e.user] for e in events], np.int32),
+        np.array([engine.catalogue.row(e.item) for e in events], np.int32),
+        np.array([EVENT_TYPES.index(e.type) for e in events], np.int8),
+        np.array([np.nan if e.value is None else e.value for e in events], np.float32),
+        np.zeros(len(events), np.int64),
+    )
+    history = _history_matrix(engine, arrays, len(built.user_ids), engine.catalogue.n_rows)
+    for n, user in enumerate(built.user_ids):
+        profile = engine.profile_of(user)
+        lo, hi = history.indptr[n], history.indptr[n + 1]
+        assert history.indices[lo:hi].tolist() == profile.rows.tolist()
+        assert history.data[lo:hi] == pytest.approx(profile.strengths)

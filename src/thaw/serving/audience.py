@@ -189,7 +189,12 @@ def build_user_vectors(engine: Engine) -> UserVectors:
 
 
 def _history_matrix(engine: Engine, events: EventArrays, n_users: int, n_rows: int) -> sp.csr_matrix:
-    """(n_users, n_rows): per user, the strongest event weight per item among their recent events."""
+    """(n_users, n_rows): per user, the strongest event weight per item among their recent events.
+
+    Each row's columns are stored in the order the engine's per-request history uses (items by
+    their first event among the recent ones), so a model that keeps only the strongest
+    `max_history` items breaks ties the same way. The indices are therefore not sorted.
+    """
     if not len(events):
         return sp.csr_matrix((n_users, n_rows), dtype=np.float32)
     users = events.user.astype(np.int64)
@@ -199,26 +204,33 @@ def _history_matrix(engine: Engine, events: EventArrays, n_users: int, n_rows: i
     ends = np.searchsorted(grouped, np.arange(n_users), side="right")  # one past each user's last event
     from_end = np.empty(len(users), np.int64)  # 0 for a user's latest event, 1 for the one before, ...
     from_end[order] = ends[grouped] - 1 - np.arange(len(users))
-    keep = from_end < engine.config.history_limit
-    recent = events.subset(keep)
+    recent = events.subset(from_end < engine.config.history_limit)
     users, rows = recent.user.astype(np.int64), recent.item.astype(np.int64)
     weights = engine.config.weights.of(recent)
-    # Keep the strongest event per (user, row), as the engine's per-request history does.
-    order = np.lexsort((-weights, rows, users))
-    users, rows, weights = users[order], rows[order], weights[order]
-    first = np.ones(len(users), bool)
-    first[1:] = (users[1:] != users[:-1]) | (rows[1:] != rows[:-1])
-    return sp.csr_matrix((weights[first], (users[first], rows[first])), shape=(n_users, n_rows), dtype=np.float32)
+    position = np.arange(len(users))  # time order
+    # One entry per (user, row): its strongest weight, placed at its first event.
+    order = np.lexsort((position, rows, users))
+    users, rows, weights, position = users[order], rows[order], weights[order], position[order]
+    starts = np.flatnonzero(np.r_[True, (users[1:] != users[:-1]) | (rows[1:] != rows[:-1])])
+    strongest = np.maximum.reduceat(weights, starts)
+    users, rows, position = users[starts], rows[starts], position[starts]  # first event of each pair
+    order = np.lexsort((position, users))
+    users, rows, strongest = users[order], rows[order], strongest[order]
+    indptr = np.r_[0, np.cumsum(np.bincount(users, minlength=n_users))]
+    return sp.csr_matrix((strongest.astype(np.float32), rows, indptr), shape=(n_users, n_rows))
 
 
 def _fit_width(matrix: sp.csr_matrix, width: int) -> sp.csr_matrix:
-    """Columns cut or zero-padded to `width` (an index may hold fewer rows than the catalogue)."""
+    """Columns cut or zero-padded to `width` (an index may hold fewer rows than the catalogue).
+
+    Works entry by entry so each row keeps its column order.
+    """
     if matrix.shape[1] == width:
         return matrix
-    matrix = matrix.tocsc()[:, : min(width, matrix.shape[1])].tocsr()
-    if matrix.shape[1] < width:
-        matrix = sp.csr_matrix((matrix.data, matrix.indices, matrix.indptr), shape=(matrix.shape[0], width))
-    return matrix
+    keep = matrix.indices < width
+    row_of = np.repeat(np.arange(matrix.shape[0]), np.diff(matrix.indptr))[keep]
+    indptr = np.r_[0, np.cumsum(np.bincount(row_of, minlength=matrix.shape[0]))]
+    return sp.csr_matrix((matrix.data[keep], matrix.indices[keep], indptr), shape=(matrix.shape[0], width))
 
 
 def describe(built: UserVectors) -> dict[str, Any]:
