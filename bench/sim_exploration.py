@@ -171,6 +171,18 @@ def write_doc(path: Path, report: dict) -> None:
         for r in report["results"]
     )
     s = report["settings"]
+    base, best = report["results"][0], report["results"][-1]
+    reading = (
+        f"content similarity alone already gives cold movies about their share of the catalogue "
+        f"({base['cold_exposure_share']:.0%} of impressions) but keeps showing the same few: "
+        f"{base['cold_items_shown']} distinct cold movies over all rounds. With {best['share']:.0%} of the "
+        f"slots exploring, {best['cold_items_shown']} distinct cold movies were shown and "
+        f"{best['cold_items_clicked']} of them were clicked (vs {base['cold_items_clicked']}); lists with a "
+        f"hit rose from {base['hit_rate']:.3f} to {best['hit_rate']:.3f}. Without exploration the hit rate "
+        f"falls to almost zero after the first round (round {len(base['rounds'])}: "
+        f"{base['rounds'][-1]['hit_rate']:.3f}): once its first guesses are clicked or ignored, a "
+        f"deterministic list keeps repeating; exploration keeps finding new hits."
+    )
     text = f"""# Exploration: replay simulation on MovieLens 100K
 
 Command: `{report['command']}`
@@ -189,6 +201,12 @@ ones); each click is posted as an event at once. Exploration: Thompson sampling 
 
 Hit rate = share of lists with at least one click (mean over rounds); cold exposure share = share
 of impressions that went to cold movies. Per-round numbers are in `bench/results/exploration.json`.
+
+Reading: {reading}
+
+Limits of this replay: a user clicks only what they rated, so a shown movie they never rated
+counts as a miss even if they might have liked it (the usual bias of offline replay); the
+recommendations come from content similarity, not a trained model; one seed.
 """
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(text)
