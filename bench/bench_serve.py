@@ -74,8 +74,17 @@ def start_server(db: Path, model: Path | None, port: int, workers: int, log: Pat
     raise RuntimeError("server did not start")
 
 
-def load(url: str, scenario: str, ids: list[str], connections: int, duration: int, tool: str, tmp: Path) -> dict:
-    """Run one scenario from a separate process; returns counts and latency percentiles."""
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process and its children so far (Linux /proc)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    ticks = os.sysconf("SC_CLK_TCK")
+    return sum(int(fields[i]) for i in (11, 12, 13, 14)) / ticks
+
+
+def load(url: str, scenario: str, ids: list[str], connections: int, duration: int, tool: str, tmp: Path, pid: int | None = None) -> dict:
+    """Run one scenario from a separate process; returns counts, latency percentiles, server CPU."""
+    cpu_before = cpu_seconds(pid) if pid else 0.0
+    load_before = os.getloadavg()[0]
     if tool == "wrk":
         script = write_script(tmp / f"{scenario}.lua", scenario, ids)
         command = ["wrk", "-t1", f"-c{connections}", f"-d{duration}s", "--timeout", "5s", "-s", str(script), url]
@@ -87,7 +96,11 @@ def load(url: str, scenario: str, ids: list[str], connections: int, duration: in
     output = subprocess.run(command, check=True, capture_output=True, text=True).stdout
     result = parse_result(output)
     seconds = result["duration_us"] / 1e6
+    cpu = (cpu_seconds(pid) - cpu_before) if pid else float("nan")
     return {
+        "server_cpu_ms_per_request": round(cpu * 1000 / max(result["requests"], 1), 3),
+        "server_cpu_share": round(cpu / seconds, 3),
+        "load_average_1min": round((load_before + os.getloadavg()[0]) / 2, 2),
         "requests": result["requests"],
         "errors": result["errors"],
         "non_2xx": result["non2xx"],
@@ -179,7 +192,7 @@ def main() -> None:
             for scenario in SCENARIOS:
                 ids = users if scenario == "known" else sorted(titles)
                 load(url, scenario, ids, args.connections, 3, tool, Path(tmp))  # warm-up
-                results[scenario] = load(url, scenario, ids, args.connections, args.duration, tool, Path(tmp))
+                results[scenario] = load(url, scenario, ids, args.connections, args.duration, tool, Path(tmp), server.pid)
                 print(scenario, results[scenario], flush=True)
         fresh = freshness(url, titles, args.freshness_trials, seed=0)
         print("freshness", fresh, flush=True)
@@ -211,7 +224,8 @@ def main() -> None:
 def write_doc(path: Path, report: dict) -> None:
     rows = "\n".join(
         f"| {SCENARIOS[name]} | {r['throughput_rps']:.0f} | {r['p50_ms']:.1f} | {r['p90_ms']:.1f} | "
-        f"{r['p99_ms']:.1f} | {r['requests']} | {r['errors'] + r['non_2xx']} |"
+        f"{r['p99_ms']:.1f} | {r['requests']} | {r['errors'] + r['non_2xx']} | {r['server_cpu_ms_per_request']:.2f} | "
+        f"{r['server_cpu_share']:.2f} | {r['load_average_1min']:.1f} |"
         for name, r in report["scenarios"].items()
     )
     fresh = report["freshness"]
@@ -224,8 +238,8 @@ CiteULike ({report['items']:,} items), model `{report['model_version']}`, `thaw 
 (`{report['load_generator']}`, {report['connections']} connections, closed loop, {report['duration_s']} s per
 scenario after a 3 s warm-up, loopback). Exploration share {report['explore_share']}, impressions logged.
 
-| scenario | req/s | p50 ms | p90 ms | p99 ms | requests | errors |
-|---|---|---|---|---|---|---|
+| scenario | req/s | p50 ms | p90 ms | p99 ms | requests | errors | server CPU ms/request | server CPU share | load avg |
+|---|---|---|---|---|---|---|---|---|---|
 {rows}
 
 Freshness ({fresh['trials']} trials): a new user buys an existing item; a new item whose title is
@@ -235,6 +249,11 @@ encodes the text and indexes the item before returning. The item appeared in {fr
 {fresh['trials']} trials; time from the POST returning to the list that shows it: p50
 {fresh['freshness_p50_ms']} ms, max {fresh['freshness_max_ms']} ms (at most
 {fresh['requests_until_seen_max']} request(s) needed).
+
+"server CPU ms/request" is the server process's user+system CPU time divided by the requests it
+answered: what one request costs, whatever else the machine was doing. "server CPU share" is the
+cores it actually got (1.0 = one full core); "load avg" is the machine's 1-minute load average
+during the run (2 cores: anything above 2 means processes were queueing for a core).
 
 Raw numbers: `bench/results/serve.json`.
 """
