@@ -16,7 +16,14 @@ from thaw.evaluation.splits import make_split
 from thaw.evaluation.synthetic import synthetic_snapshot
 from thaw.models.base import EmbeddingModel, FitData, Recommender
 from thaw.models.thaw_model import ThawConfig, ThawRecommender
-from thaw.models.two_tower import EntityFeatures, TwoTower, TwoTowerConfig, item_table, user_table
+from thaw.models.two_tower import (
+    EntityFeatures,
+    TwoTower,
+    TwoTowerConfig,
+    item_table,
+    user_table,
+    whitening,
+)
 from thaw.training.loop import TrainConfig
 
 DIM = 16
@@ -98,6 +105,22 @@ def test_empty_history_gets_attribute_only_vector_and_attention_weights_history(
     assert torch.all(toward_first > 0)
 
 
+def test_whitening_evens_out_dominant_directions() -> None:
+    rng = np.random.default_rng(4)
+    # One direction carries most of the variance, as in sentence-encoder spaces.
+    x = rng.normal(size=(500, 8)) * np.array([10.0, 1, 1, 1, 1, 1, 1, 0.5])
+    mean, transform = whitening(x, 1.0)
+    z = (x - mean) @ transform
+    spread = np.linalg.eigvalsh(np.cov(z.T))
+    assert spread.max() / spread.min() < 1.5  # full whitening: nearly isotropic
+    assert np.mean(np.sum(z**2, axis=1)) == pytest.approx(1.0, rel=1e-4)
+    _, centring = whitening(x, 0.0)
+    np.testing.assert_allclose(centring / centring[0, 0], np.eye(8), atol=1e-5)  # exponent 0: centring only
+    mean, partial = whitening(x, 0.5)
+    ratio = np.linalg.eigvalsh(np.cov(((x - mean) @ partial).T))
+    assert spread.max() / spread.min() < ratio.max() / ratio.min() < 400  # in between
+
+
 # ---------------------------------------------------------------------- estimator
 def _small_fit_data(scenario: str = "cold-item", seed: int = 0) -> tuple[FitData, object]:
     snapshot = synthetic_snapshot(n_users=60, n_items=80, n_topics=4, interactions_per_user=10, seed=seed)
@@ -107,9 +130,11 @@ def _small_fit_data(scenario: str = "cold-item", seed: int = 0) -> tuple[FitData
     return dataclasses.replace(data, items=dataclasses.replace(data.items, text_vectors=vectors)), snapshot
 
 
-def _config(**train: object) -> ThawConfig:
+def _config(id_dim: int = 0, **train: object) -> ThawConfig:
     settings = {"epochs": 3, "batch_users": 16, "n_random_negatives": 16, "patience": 2} | train
-    return ThawConfig(model=TwoTowerConfig(hidden=16, attr_dim=4), train=TrainConfig(**settings), encoder="hash")
+    return ThawConfig(
+        model=TwoTowerConfig(hidden=16, attr_dim=4, id_dim=id_dim), train=TrainConfig(**settings), encoder="hash"
+    )
 
 
 def test_estimator_satisfies_both_protocols_and_scores_every_item() -> None:
@@ -122,10 +147,11 @@ def test_estimator_satisfies_both_protocols_and_scores_every_item() -> None:
     assert np.isfinite(scores).all()
 
 
-def test_cold_items_get_content_only_vectors_and_their_ids_never_train() -> None:
+@pytest.mark.parametrize("id_dim", [0, 8])
+def test_cold_items_get_content_only_vectors_and_their_ids_never_train(id_dim: int) -> None:
     data, snapshot = _small_fit_data()
     data = dataclasses.replace(data, validation=None)  # no early stopping: every epoch trains
-    model = ThawRecommender(_config()).fit(data, item_ids=snapshot.item_ids, user_ids=snapshot.user_ids)
+    model = ThawRecommender(_config(id_dim)).fit(data, item_ids=snapshot.item_ids, user_ids=snapshot.user_ids)
     cold = np.flatnonzero(~data.warm_items)
     warm = np.flatnonzero(data.warm_items)
     assert len(cold) and len(warm)
@@ -135,6 +161,9 @@ def test_cold_items_get_content_only_vectors_and_their_ids_never_train() -> None
         [f"new-{i}" for i in cold],  # ids the model never saw: content only
     )
     np.testing.assert_allclose(model.item_vectors_[cold].numpy(), content, rtol=1e-5, atol=1e-5)
+    if id_dim:  # ids have their own coordinates: a content-only vector has an all-zero id block
+        d = model.model_.dim
+        assert np.all(content[:, d : d + id_dim] == 0.0)
     # The id rows of cold items are exactly as initialised: no gradient ever reached them.
     fresh = TwoTower(model.model_config_)
     fresh.reset_parameters(torch.Generator().manual_seed(model.config_.train.seed))
@@ -149,6 +178,19 @@ def test_cold_items_get_content_only_vectors_and_their_ids_never_train() -> None
     assert not np.allclose(with_id, without)
 
 
+def test_text_whitening_is_fitted_on_warm_items_only() -> None:
+    data, _ = _small_fit_data()
+    model = ThawRecommender(_config(epochs=1)).fit(data)
+    cold = ~data.warm_items
+    vectors = data.items.text_vectors.copy()
+    vectors[cold] = np.random.default_rng(0).normal(size=(cold.sum(), DIM))  # other cold content
+    other = dataclasses.replace(data, items=dataclasses.replace(data.items, text_vectors=vectors))
+    again = ThawRecommender(_config(epochs=1)).fit(other)
+    torch.testing.assert_close(model.model_.text_mean, again.model_.text_mean)
+    torch.testing.assert_close(model.model_.text_transform, again.model_.text_transform)
+    assert not torch.allclose(model.model_.text_transform, torch.eye(DIM))
+
+
 def test_full_id_dropout_leaves_item_ids_untouched() -> None:
     data, _ = _small_fit_data()
     model = ThawRecommender(_config(item_id_dropout=1.0)).fit(data)
@@ -157,9 +199,10 @@ def test_full_id_dropout_leaves_item_ids_untouched() -> None:
     torch.testing.assert_close(model.model_.item_id.weight, fresh.item_id.weight)
 
 
-def test_onboarding_user_vector_follows_history_without_retraining() -> None:
+@pytest.mark.parametrize("id_dim", [0, 8])
+def test_onboarding_user_vector_follows_history_without_retraining(id_dim: int) -> None:
     data, snapshot = _small_fit_data("cold-user")
-    model = ThawRecommender(_config()).fit(data, item_ids=snapshot.item_ids, user_ids=snapshot.user_ids)
+    model = ThawRecommender(_config(id_dim)).fit(data, item_ids=snapshot.item_ids, user_ids=snapshot.user_ids)
     items = model.encode_items(snapshot.items, snapshot.item_ids)
     newcomer = UserContent([{"topic": "t1"}], [None])
     n = len(items)

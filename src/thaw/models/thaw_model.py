@@ -15,7 +15,14 @@ from thaw.data.dataset import ItemContent, UserContent
 from thaw.models.base import FitData
 from thaw.models.tfidf_text import NAME as TFIDF
 from thaw.models.tfidf_text import TfidfTextEncoder
-from thaw.models.two_tower import EntityFeatures, TwoTower, TwoTowerConfig, item_table, user_table
+from thaw.models.two_tower import (
+    EntityFeatures,
+    TwoTower,
+    TwoTowerConfig,
+    item_table,
+    user_table,
+    whitening,
+)
 from thaw.training import loop
 from thaw.training.loop import Callback, History, TrainConfig, TrainingData
 
@@ -122,6 +129,8 @@ class ThawRecommender:
         )
         model = TwoTower(model_config)
         model.reset_parameters(torch.Generator().manual_seed(config.train.seed))
+        if items.text is not None and model_config.text_whitening > 0 and data.warm_items.any():
+            model.set_text_whitening(*whitening(items.text[data.warm_items], model_config.text_whitening))
         train = data.train.tocsr().astype(np.float32)
         training = TrainingData(
             train=train,
@@ -167,7 +176,7 @@ class ThawRecommender:
 
     # ------------------------------------------------------------------ EmbeddingModel
     def encode_items(self, content: ItemContent, item_ids: list[str]) -> np.ndarray:
-        """(n, d + 1) float32 item vectors: content, plus the id part for items seen in training."""
+        """(n, dim) float32 item vectors: content, plus the id part for items seen in training."""
         self._check_fitted()
         if len(item_ids) != len(content):
             raise ValueError(f"{len(item_ids)} item ids for {len(content)} items")
@@ -183,7 +192,7 @@ class ThawRecommender:
     def encode_users(
         self, content: UserContent, user_ids: list[str], history: sp.csr_matrix, item_vectors: np.ndarray
     ) -> np.ndarray:
-        """(n, d + 1) float32 user vectors from attributes, current history and (warm) id."""
+        """(n, dim) float32 user vectors from attributes, current history and (warm) id."""
         self._check_fitted()
         if len(user_ids) != len(content):
             raise ValueError(f"{len(user_ids)} user ids for {len(content)} users")
@@ -207,7 +216,7 @@ class ThawRecommender:
     def dim(self) -> int:
         """Length of the vectors `encode_items` / `encode_users` return."""
         self._check_fitted()
-        return self.model_.dim + 1
+        return self.model_.width + 1
 
     # ------------------------------------------------------------------ features
     def _item_features(self, content: ItemContent) -> EntityFeatures:

@@ -10,6 +10,11 @@ User tower:  u   = s * (pool(history) + Q(pool) + A(attrs_u) + c + keep_u * F_u)
 the residual `R` and `Q` start at zero, so an untrained model ranks exactly like a content-KNN over
 the pretrained space; training adds collaborative signal on top of it. `pool` is attention over
 the item vectors of the user's history, with each item's event strength added as a log-prior.
+
+With `id_dim > 0` the id embeddings E_i, F_u get their own coordinates: vectors are
+[content | ids | bias], so a cold item (id block zero) is scored by the content block alone and
+the user's free id embedding never bends the content match (ALDI's separate warm/cold scoring,
+inside one dot product). With `id_dim = 0` ids add to the content coordinates.
 """
 
 from __future__ import annotations
@@ -35,7 +40,9 @@ class TwoTowerConfig:
     attention: bool = True  # False pools the history with an event-weighted mean
     item_residual: bool = True  # learned residual on top of the projected text vector
     learn_text_projection: bool = True  # False keeps P fixed at its (identity) initialisation
+    text_whitening: float = 0.5  # PCA-whitening exponent for text vectors (0 = raw vectors)
     item_ids: bool = True  # id embeddings for warm items
+    id_dim: int = 0  # > 0: ids live in their own coordinates; 0: ids add to the content space
     user_ids: bool = True  # id embeddings for warm users
     init_scale: float = 10.0  # initial logit scale s (an inverse temperature)
     id_init_std: float = 0.01
@@ -50,13 +57,15 @@ class TwoTowerConfig:
     n_user_numeric: int = 0
 
     def __post_init__(self) -> None:
-        for name in ("dim", "n_users", "n_items", "text_dim", "user_text_dim", "n_item_categories",
+        for name in ("dim", "id_dim", "n_users", "n_items", "text_dim", "user_text_dim", "n_item_categories",
                      "n_item_numeric", "n_user_categories", "n_user_numeric"):
             if getattr(self, name) < 0:
                 raise ValueError(f"{name} must be >= 0, got {getattr(self, name)}")
         for name in ("hidden", "attr_dim", "n_heads", "key_dim"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+        if not 0.0 <= self.text_whitening <= 1.0:
+            raise ValueError(f"text_whitening must be in [0, 1], got {self.text_whitening}")
         if self.init_scale <= 0:
             raise ValueError(f"init_scale must be > 0, got {self.init_scale}")
         if self.id_init_std < 0:
@@ -153,7 +162,10 @@ class TwoTower(nn.Module):
         super().__init__()
         self.config = config
         d = config.out_dim
-        self.dim = d
+        self.dim = d  # content coordinates
+        self.id_dim = config.id_dim  # separate id coordinates (0: ids share the content ones)
+        self.width = d + config.id_dim  # every vector is [content | ids | bias]
+        w = self.width
         # ---- item tower
         self.item_features = _Features(
             config.text_dim, config.n_item_categories, config.n_item_numeric, config.attr_dim
@@ -165,7 +177,11 @@ class TwoTower(nn.Module):
         # The residual also yields the content part of the item bias (last coordinate).
         self.item_residual = _mlp(in_item, config.hidden, d + 1) if in_item and config.item_residual else None
         self.item_bias = nn.Parameter(torch.zeros(1))
-        self.item_id = nn.Embedding(config.n_items, d + 1) if config.item_ids and config.n_items else None
+        # Fitted, not learned: centring and (partial) whitening of the text vectors (see `whitening`).
+        self.register_buffer("text_mean", torch.zeros(config.text_dim))
+        self.register_buffer("text_transform", torch.eye(config.text_dim))
+        id_width = (config.id_dim or d) + 1  # the id part also carries a bias
+        self.item_id = nn.Embedding(config.n_items, id_width) if config.item_ids and config.n_items else None
         # ---- user tower
         self.user_features = _Features(
             config.user_text_dim, config.n_user_categories, config.n_user_numeric, config.attr_dim
@@ -174,14 +190,16 @@ class TwoTower(nn.Module):
         self.user_attr = (
             nn.Sequential(nn.Linear(in_user, config.hidden), nn.GELU()) if in_user else None
         )
-        self.user_attr_out = nn.Linear(config.hidden, d) if in_user else None
-        self.user_const = nn.Parameter(torch.zeros(d))
-        self.empty_history = nn.Parameter(torch.zeros(d))
-        self.key = nn.Linear(d, config.key_dim, bias=False)
+        self.user_attr_out = nn.Linear(config.hidden, w) if in_user else None
+        self.user_const = nn.Parameter(torch.zeros(w))
+        self.empty_history = nn.Parameter(torch.zeros(w))
+        self.key = nn.Linear(w, config.key_dim, bias=False)
         self.query = nn.Parameter(torch.zeros(config.n_heads, config.key_dim))
         self.user_query = nn.Linear(config.hidden, config.n_heads * config.key_dim) if in_user else None
         self.user_residual = _mlp(d, config.hidden, d)
-        self.user_id = nn.Embedding(config.n_users, d) if config.user_ids and config.n_users else None
+        self.user_id = (
+            nn.Embedding(config.n_users, config.id_dim or d) if config.user_ids and config.n_users else None
+        )
         self.log_scale = nn.Parameter(torch.tensor(math.log(config.init_scale)))
 
     @torch.no_grad()
@@ -216,21 +234,32 @@ class TwoTower(nn.Module):
                 table.weight.normal_(0.0, cfg.id_init_std, generator=generator)
         self.log_scale.fill_(math.log(cfg.init_scale))
 
+    @torch.no_grad()
+    def set_text_whitening(self, mean: np.ndarray, transform: np.ndarray) -> None:
+        """Install the fitted text centring (text_dim,) and transform (text_dim, text_dim)."""
+        self.text_mean.copy_(torch.from_numpy(np.asarray(mean, np.float32)))
+        self.text_transform.copy_(torch.from_numpy(np.asarray(transform, np.float32)))
+
     # ------------------------------------------------------------------ item tower
     def item_content(self, features: FeatureBatch) -> Tensor:
-        """Content-only item vectors (n, d + 1): what a cold item gets."""
-        out = torch.zeros(features.n, self.dim + 1)
+        """Content-only item vectors (n, width + 1): what a cold item gets (id block zero)."""
+        content = torch.zeros(features.n, self.dim + 1)  # content block and bias
         if self.text_projection is not None and features.text is not None:
-            out = out + nn.functional.pad(self.text_projection(features.text), (0, 1))
+            text = (features.text - self.text_mean) @ self.text_transform  # (n, text_dim)
+            content = content + nn.functional.pad(self.text_projection(text), (0, 1))
         if self.item_residual is not None:
-            out = out + self.item_residual(self.item_features(features))
-        return out + nn.functional.pad(self.item_bias, (self.dim, 0))
+            content = content + self.item_residual(self.item_features(features))
+        content = content + nn.functional.pad(self.item_bias, (self.dim, 0))
+        return torch.cat([content[:, :-1], torch.zeros(features.n, self.id_dim), content[:, -1:]], dim=1)
 
     def item_id_part(self, index: Tensor) -> Tensor:
-        """The id part (n, d + 1) of items by training index; zeros when ids are off."""
+        """The id part (n, width + 1) of items by training index; zeros when ids are off."""
         if self.item_id is None:
-            return torch.zeros(len(index), self.dim + 1)
-        return self.item_id(index)
+            return torch.zeros(len(index), self.width + 1)
+        part = self.item_id(index)  # (n, id_dim or d, + bias)
+        if self.id_dim:
+            return torch.cat([torch.zeros(len(index), self.dim), part], dim=1)
+        return part
 
     # ------------------------------------------------------------------ user tower
     def user_vectors(
@@ -242,33 +271,35 @@ class TwoTower(nn.Module):
         user_index: Tensor,
         keep_id: Tensor,
     ) -> Tensor:
-        """User vectors (B, d + 1).
+        """User vectors (B, width + 1).
 
-        `item_table` (C, d + 1) holds item vectors; `history_index` (B, L) points into it and
+        `item_table` (C, width + 1) holds item vectors; `history_index` (B, L) points into it and
         `history_weight` (B, L) gives each event's strength (0 marks padding). `keep_id` (B,) is 1
         where the user's id part is used (warm users whose id is not dropped).
         """
-        pooled = self.pool(item_table[:, : self.dim], history_index, history_weight, features)
-        u = pooled + self.user_residual(pooled)  # (B, d)
+        pooled = self.pool(item_table[:, : self.width], history_index, history_weight, features)
+        residual = self.user_residual(pooled[:, : self.dim])  # acts on the content block: (B, d)
+        u = pooled + nn.functional.pad(residual, (0, self.id_dim))  # (B, width)
         if self.user_attr is not None and self.user_attr_out is not None:
             u = u + self.user_attr_out(self.user_attr(self.user_features(features)))
         u = u + self.user_const
         if self.user_id is not None:
-            u = u + keep_id[:, None] * self.user_id(user_index)
+            own = keep_id[:, None] * self.user_id(user_index)
+            u = u + (nn.functional.pad(own, (self.dim, 0)) if self.id_dim else own)
         scaled = torch.exp(self.log_scale) * u
         return torch.cat([scaled, torch.ones(len(u), 1)], dim=1)
 
     def pool(
         self, table: Tensor, history_index: Tensor, history_weight: Tensor, features: FeatureBatch
     ) -> Tensor:
-        """Pool each user's history into (B, d); users with no history get a learned vector."""
+        """Pool each user's history into (B, width); users with no history get a learned vector."""
         n_users, length = history_index.shape
         empty = self.empty_history.expand(n_users, -1)
         if length == 0:
             return empty
         present = history_weight > 0  # (B, L)
         has_history = present.any(dim=1)  # (B,)
-        history = table[history_index]  # (B, L, d)
+        history = table[history_index]  # (B, L, width)
         if self.config.attention:
             query = self.query.expand(n_users, -1, -1)  # (B, H, k)
             if self.user_query is not None and self.user_attr is not None:
@@ -311,7 +342,7 @@ def history_arrays(history: sp.csr_matrix, rows: np.ndarray, max_history: int) -
 
 @torch.no_grad()
 def item_table(model: TwoTower, features: EntityFeatures, keep_id: np.ndarray, chunk: int = 4096) -> torch.Tensor:
-    """Item vectors (n, d + 1) of every item; `keep_id` (n,) bool says who gets an id part."""
+    """Item vectors (n, width + 1) of every item; `keep_id` (n,) bool says who gets an id part."""
     model.eval()
     parts = []
     for start in range(0, len(keep_id), chunk):
@@ -321,7 +352,7 @@ def item_table(model: TwoTower, features: EntityFeatures, keep_id: np.ndarray, c
         vectors = vectors + torch.from_numpy(keep_id[index].astype(np.float32))[:, None] * model.item_id_part(ids)
         parts.append(vectors)
     if not parts:
-        return torch.zeros(0, model.dim + 1)
+        return torch.zeros(0, model.width + 1)
     return torch.cat(parts)
 
 
@@ -338,13 +369,13 @@ def user_table(
     max_history: int,
     chunk: int = 128,
 ) -> torch.Tensor:
-    """User vectors (n, d + 1).
+    """User vectors (n, width + 1).
 
     Row r takes its history from `history[r]` (columns index `items`), its content from
     `features` row `feature_rows[r]` and, where `keep_id[r]`, the id part of user `id_rows[r]`.
     """
     model.eval()
-    out = torch.zeros(history.shape[0], model.dim + 1)
+    out = torch.zeros(history.shape[0], model.width + 1)
     lengths = np.diff(history.indptr)
     order = np.argsort(lengths, kind="stable")  # similar lengths together: little padding
     for start in range(0, len(order), chunk):
@@ -359,6 +390,28 @@ def user_table(
             torch.from_numpy(np.asarray(keep_id, dtype=np.float32)[rows]),
         )
     return out
+
+
+def whitening(vectors: np.ndarray, exponent: float) -> tuple[np.ndarray, np.ndarray]:
+    """(mean, transform) that centre `vectors` and shrink their dominant directions.
+
+    Sentence-encoder spaces are anisotropic: a few directions, shared by most texts, dominate
+    cosine similarities. Each principal direction with singular value s is rescaled by
+    (s / s_max) ** -exponent (exponent 1 = full whitening, 0 = centring only), and the result is
+    scaled so training vectors have unit mean squared norm. Fitted on training items only.
+    """
+    x = np.asarray(vectors, np.float64)
+    mean = x.mean(axis=0)
+    centred = x - mean
+    _, singular, vt = np.linalg.svd(centred, full_matrices=False)
+    singular = np.maximum(singular, singular.max() * 1e-6)
+    scale = (singular / singular.max()) ** (-exponent)
+    transform = vt.T @ np.diag(scale) @ vt
+    # Directions with no variance in the training items (fewer items than dimensions) pass unchanged.
+    null = np.eye(len(mean)) - vt.T @ vt
+    transform = transform + null
+    norm = np.sqrt(np.mean(np.sum((centred @ transform) ** 2, axis=1)))
+    return mean.astype(np.float32), (transform / max(norm, 1e-12)).astype(np.float32)
 
 
 def _orthonormal(rows: int, cols: int, generator: torch.Generator) -> Tensor:

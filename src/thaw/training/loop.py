@@ -228,8 +228,8 @@ def _batch_loss(
     teacher_weight: torch.Tensor,
 ) -> torch.Tensor:
     candidates = torch.from_numpy(batch.candidates)
-    content = model.item_content(data.items.rows(batch.candidates))  # (C, d + 1)
-    id_part = model.item_id_part(candidates)  # (C, d + 1)
+    content = model.item_content(data.items.rows(batch.candidates))  # (C, width + 1)
+    id_part = model.item_id_part(candidates)  # (C, width + 1)
     keep = (torch.rand(len(candidates), generator=generator) >= config.item_id_dropout).float()
     table = content + keep[:, None] * id_part
     users = model.user_vectors(
@@ -239,7 +239,7 @@ def _batch_loss(
         data.users.rows(batch.users),
         torch.from_numpy(batch.users.astype(np.int64)),
         torch.from_numpy(batch.keep_user_id),
-    )  # (B, d + 1)
+    )  # (B, width + 1)
     logits = users @ table.T  # (B, C)
     positives = torch.from_numpy(batch.positives)
     excluded = torch.from_numpy(batch.excluded)

@@ -32,9 +32,10 @@ def validation_views(
     """The validation rankings early stopping watches.
 
     With `validation_items`, one ranking over them. Otherwise the cold part of the validation
-    decides, as the harness scores it: pairs of non-warm items rank among non-warm items
-    (cold-item); non-warm users rank all items with no history (cold-user) and with `onboarding_k`
-    of their validation items revealed (onboarding). Warm pairs rank among warm items when there
+    decides, as the harness scores it: warm users' pairs on non-warm items rank among non-warm
+    items (cold-item); non-warm users rank all items with no history (cold-user; among non-warm
+    items when their pairs are mostly there: cold-both) and with `onboarding_k` of their
+    validation items revealed (onboarding). Warm pairs rank among warm items when there
     is no cold part, or always with `include_warm`.
     """
     if data.validation is None or data.validation.nnz == 0:
@@ -45,27 +46,35 @@ def validation_views(
     every = np.arange(n_items)
     if data.validation_items is not None:
         return [_view("validation", validation, train, np.asarray(data.validation_items, np.int64))]
-    cold_item_cols = sp.diags((~data.warm_items).astype(np.float32))
-    cold_user_rows = sp.diags((~data.warm_users).astype(np.float32))
+    warm_rows = sp.diags(data.warm_users.astype(np.float32))
+    cold_rows = sp.diags((~data.warm_users).astype(np.float32))
+    cold_cols = sp.diags((~data.warm_items).astype(np.float32))
     views = []
-    on_cold_items = (validation @ cold_item_cols).tocsr()
-    on_cold_items.eliminate_zeros()
+    # Warm users' pairs on items without training pairs: cold-item, ranked among those items.
+    on_cold_items = _nonzero(warm_rows @ validation @ cold_cols)
     if on_cold_items.nnz:
         views.append(_view("cold-item", on_cold_items, train, np.flatnonzero(~data.warm_items)))
-    of_cold_users = (cold_user_rows @ validation).tocsr()
-    of_cold_users.eliminate_zeros()
+    of_cold_users = _nonzero(cold_rows @ validation)
     if of_cold_users.nnz:
-        views.append(_view("cold-user", of_cold_users, sp.csr_matrix((n_users, n_items), dtype=np.float32), every))
+        # Mostly on cold items too (cold-both): rank among cold items, as the harness does.
+        both = _nonzero(of_cold_users @ cold_cols).nnz > of_cold_users.nnz / 2
+        candidates = np.flatnonzero(~data.warm_items) if both else every
+        empty = sp.csr_matrix((n_users, n_items), dtype=np.float32)
+        views.append(_view("cold-both" if both else "cold-user", of_cold_users, empty, candidates))
         revealed, rest = _reveal(of_cold_users, onboarding_k, np.random.default_rng(seed))
-        if rest.nnz:
+        if rest.nnz and not both:
             views.append(_view(f"onboarding-{onboarding_k}", rest, (train + revealed).tocsr(), every))
     if include_warm or not views:
-        warm = (sp.diags(data.warm_users.astype(np.float32)) @ validation
-                @ sp.diags(data.warm_items.astype(np.float32))).tocsr()
-        warm.eliminate_zeros()
+        warm = _nonzero(warm_rows @ validation @ sp.diags(data.warm_items.astype(np.float32)))
         if warm.nnz:
             views.append(_view("warm", warm, train, np.flatnonzero(data.warm_items)))
     return views
+
+
+def _nonzero(matrix: sp.spmatrix) -> sp.csr_matrix:
+    out = sp.csr_matrix(matrix)
+    out.eliminate_zeros()
+    return out
 
 
 def _view(name: str, relevant: sp.csr_matrix, history: sp.csr_matrix, candidates: np.ndarray) -> ValidationView:
