@@ -11,7 +11,7 @@ export TRANSFORMERS_OFFLINE := 1
 export THAW_THREADS ?= 1
 DEMO_DB ?= var/demo.sqlite
 
-.PHONY: setup browser demo test test-fast bench-quality bench-serve clean
+.PHONY: setup browser demo test test-fast bench-quality bench-quality-smoke bench-serve clean
 
 $(STAMP): pyproject.toml
 	@command -v $(PYTHON) >/dev/null || { echo "need $(PYTHON) on PATH"; exit 1; }
@@ -39,6 +39,12 @@ test-fast: setup
 bench-serve: setup  ## serving latency/throughput (CiteULike, wrk or the Python load generator) and freshness
 	@command -v wrk >/dev/null || echo "wrk not found (apt-get install wrk); using bench/loadgen/pyload.py"
 	$(BIN)/python bench/bench_serve.py
+
+bench-quality: setup  ## every baseline, ml-100k + citeulike-a, all scenarios, 5 folds -> bench/results, docs/benchmarks/quality.md
+	$(BIN)/python bench/bench_quality.py
+
+bench-quality-smoke: setup  ## the CI-sized version (ml-100k, 1 fold) into var/bench-smoke
+	$(BIN)/python bench/bench_quality.py --smoke --results var/bench-smoke/results --docs var/bench-smoke/quality.md --db-dir var/bench-smoke/db
 
 .PHONY: bench-ann
 bench-ann: setup  ## HNSW vs exact scan on a synthetic 1M x 64-d catalogue -> bench/results/ann.json, docs/benchmarks/ann.md

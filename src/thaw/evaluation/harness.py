@@ -110,10 +110,6 @@ def scoring_history(
     return history
 
 
-def _by_user(pairs: Pairs, n_users: int, n_items: int) -> sp.csr_matrix:
-    return pairs.matrix(n_users, n_items)
-
-
 def evaluate_fold(
     recommender: Recommender,
     snapshot: Snapshot,
@@ -129,7 +125,7 @@ def evaluate_fold(
     data = data if data is not None else fit_data(snapshot, split, weights=weights)
     history = scoring_history(snapshot, split, data, weights)
     rankings = rankings_for(split)
-    relevant = {name: _by_user(r.test, split.n_users, split.n_items) for name, r in rankings.items()}
+    relevant = {name: r.test.matrix(split.n_users, split.n_items) for name, r in rankings.items()}
     users = np.unique(np.concatenate([r.test.user for r in rankings.values()])).astype(np.int64)
     parts: dict[str, list[RankedUsers]] = {name: [] for name in rankings}
     started = time.perf_counter()
@@ -180,7 +176,7 @@ def _ranking_result(
     return RankingResult(users, per_user, aggregate, n_pairs)
 
 
-def _make_model(model: str | Factory, name: str, seed: int, options: Mapping[str, Any]) -> Recommender:
+def _make_model(model: str | Factory, seed: int, options: Mapping[str, Any]) -> Recommender:
     if isinstance(model, str):
         from thaw.models.registry import create
 
@@ -256,7 +252,7 @@ def run_scenarios(
             data = fit_data(snapshot, group[0], weights=weights, seed=seed)
             for name in names:
                 factory = name if not isinstance(models, Mapping) else models[name]
-                model = _make_model(factory, name, seed, options.get(name, {}))
+                model = _make_model(factory, seed, options.get(name, {}))
                 if callback:
                     callback(Progress(group[0].scenario, fold, name, "fit", done, total))
                 t0 = time.perf_counter()

@@ -102,19 +102,17 @@ def coverage(top_lists: Sequence[np.ndarray], n_candidates: int) -> float:
     """Distinct items over all users' lists, as a share of the candidate items."""
     if n_candidates < 1:
         raise ValueError("n_candidates must be >= 1")
-    seen = set()
-    for items in top_lists:
-        seen.update(int(i) for i in items)
-    return len(seen) / n_candidates
+    if not len(top_lists):
+        return 0.0
+    return len(np.unique(np.concatenate([np.asarray(t, np.int64) for t in top_lists]))) / n_candidates
 
 
 def exposure_share(top_lists: Sequence[np.ndarray], is_cold: np.ndarray) -> float:
     """Share of recommendation slots (over all lists) that show a cold item."""
-    slots = [np.asarray(items, np.int64) for items in top_lists]
-    total = sum(len(s) for s in slots)
-    if total == 0:
+    if not len(top_lists):
         return 0.0
-    return float(sum(int(is_cold[s].sum()) for s in slots) / total)
+    slots = np.concatenate([np.asarray(t, np.int64) for t in top_lists])
+    return float(is_cold[slots].mean()) if len(slots) else 0.0
 
 
 def metrics_from_ranks(

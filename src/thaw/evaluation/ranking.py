@@ -62,15 +62,29 @@ def rankings_for(split: Split) -> dict[str, Ranking]:
 
 
 def tiebreak_keys(users: np.ndarray, n_items: int, seed: int, fold: int) -> np.ndarray:
-    """(len(users), n_items) int32 tie-breaking keys (lower wins), fixed per (seed, fold, user).
+    """(len(users), n_items) int64 tie-breaking keys (lower wins), fixed per (seed, fold, user).
 
-    Each user gets an independent random permutation, so a model with tied scores is ranked
-    like a random model for every user, and identically for every model and run.
+    key(u, i) = (a_u * pi(i) + b_u) mod p: pi a seeded random permutation of the items, p the
+    smallest prime >= n_items, a_u in [1, p), b_u in [0, p) seeded per user. Keys of one user
+    are distinct (an affine map mod p is a bijection), every user gets another order, and no
+    order follows item ids; a model with tied scores ranks like a random one, identically for
+    every model, run and batching.
     """
-    out = np.empty((len(users), n_items), np.int32)
-    for row, user in enumerate(np.asarray(users, np.int64)):
-        out[row] = np.random.default_rng([seed, fold, 0x71E, int(user)]).permutation(n_items)
-    return out
+    p = _prime_at_least(n_items)
+    pi = np.random.default_rng([seed, fold, 0x71E]).permutation(n_items).astype(np.int64)
+    users = np.asarray(users, np.int64)
+    coeffs = np.array(
+        [np.random.default_rng([seed, fold, 0x71E, int(u)]).integers([1, 0], [p, p]) for u in users],
+        np.int64,
+    ).reshape(len(users), 2)
+    return (coeffs[:, :1] * pi[None, :] + coeffs[:, 1:]) % p
+
+
+def _prime_at_least(n: int) -> int:
+    candidate = max(n, 2)
+    while any(candidate % d == 0 for d in range(2, int(candidate**0.5) + 1)):
+        candidate += 1
+    return candidate
 
 
 @dataclass

@@ -9,20 +9,26 @@ user, and an ID-only model can do neither.
 from __future__ import annotations
 
 from datetime import datetime, timedelta
+from typing import Any
 
 import numpy as np
 
 from thaw.data.dataset import Snapshot, snapshot_from_records
 from thaw.data.records import EventRecord, ItemRecord, UserRecord
 
-_TOPIC_WORDS = (
+TOPIC_WORDS = (
     "galaxy", "violin", "protein", "football", "volcano", "poetry", "quantum", "recipe",
     "glacier", "opera", "robotics", "vaccine", "chess", "desert", "jazz", "orbit",
 )
 _FILLER = ("study", "notes", "new", "review", "guide", "story", "theory", "data", "field", "life")
 
 
-def synthetic_snapshot(
+def synthetic_snapshot(**options: Any) -> Snapshot:
+    """A Snapshot with topic-structured content and interactions (see `synthetic_records`)."""
+    return snapshot_from_records(*synthetic_records(**options))
+
+
+def synthetic_records(
     n_users: int = 120,
     n_items: int = 200,
     n_topics: int = 4,
@@ -30,10 +36,10 @@ def synthetic_snapshot(
     on_topic: float = 0.85,
     seed: int = 0,
     event_type: str = "purchase",
-) -> Snapshot:
-    """A Snapshot with topic-structured content and interactions (see module docstring)."""
-    if not 1 <= n_topics <= len(_TOPIC_WORDS):
-        raise ValueError(f"n_topics must be in [1, {len(_TOPIC_WORDS)}]")
+) -> tuple[list[UserRecord], list[ItemRecord], list[EventRecord]]:
+    """Users, items and events with topic structure (see module docstring)."""
+    if not 1 <= n_topics <= len(TOPIC_WORDS):
+        raise ValueError(f"n_topics must be in [1, {len(TOPIC_WORDS)}]")
     if interactions_per_user < 1 or interactions_per_user > n_items:
         raise ValueError("interactions_per_user must be in [1, n_items]")
     rng = np.random.default_rng(seed)
@@ -43,9 +49,9 @@ def synthetic_snapshot(
     items = [
         ItemRecord(
             id=f"i{i}",
-            title=f"{_TOPIC_WORDS[item_topic[i]]} {' '.join(rng.choice(_FILLER, 2))}",
+            title=f"{TOPIC_WORDS[item_topic[i]]} {' '.join(rng.choice(_FILLER, 2))}",
             attributes={"shelf": f"s{rng.integers(3)}"},
-            derived={"tags": [f"tag-{_TOPIC_WORDS[item_topic[i]]}"]},  # interaction-derived
+            derived={"tags": [f"tag-{TOPIC_WORDS[item_topic[i]]}"]},  # interaction-derived
         )
         for i in range(n_items)
     ]
@@ -59,4 +65,4 @@ def synthetic_snapshot(
         for j, i in enumerate(picked):
             moment = start + timedelta(days=int(u), minutes=int(j))
             events.append(EventRecord(user=f"u{u}", item=f"i{i}", type=event_type, timestamp=moment))
-    return snapshot_from_records(users, items, events)
+    return users, items, events

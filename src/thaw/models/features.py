@@ -17,6 +17,8 @@ from sklearn.preprocessing import normalize
 
 def l2_rows(matrix: sp.spmatrix | np.ndarray) -> sp.csr_matrix | np.ndarray:
     """Rows scaled to unit L2 norm (all-zero rows stay zero)."""
+    if matrix.shape[1] == 0:  # no features at all: nothing to scale
+        return sp.csr_matrix(matrix, dtype=np.float32) if sp.issparse(matrix) else np.asarray(matrix, np.float32)
     if sp.issparse(matrix):
         return normalize(sp.csr_matrix(matrix, dtype=np.float32), norm="l2", axis=1)
     dense = np.asarray(matrix, np.float32)

@@ -89,6 +89,7 @@ class SeedMLPRecommender:
         n_negatives: int = 4,
         batch_size: int = 1024,
         learning_rate: float = 3e-3,
+        l2: float = 0.0,
         max_epochs: int = 20,
         patience: int = 3,
         n_val_users: int = 500,
@@ -101,6 +102,7 @@ class SeedMLPRecommender:
         self.n_negatives = n_negatives
         self.batch_size = batch_size
         self.learning_rate = learning_rate
+        self.l2 = l2
         self.max_epochs = max_epochs
         self.patience = patience
         self.n_val_users = n_val_users
@@ -112,6 +114,8 @@ class SeedMLPRecommender:
             raise ValueError("dim and every hidden size must be >= 1")
         if self.n_negatives < 1 or self.batch_size < 1 or self.max_epochs < 1:
             raise ValueError("n_negatives, batch_size and max_epochs must be >= 1")
+        if self.l2 < 0:
+            raise ValueError("l2 must be >= 0")
         if self.learning_rate <= 0 or self.patience < 1 or self.n_val_users < 1 or self.n_threads < 1:
             raise ValueError("learning_rate must be > 0; patience, n_val_users and n_threads >= 1")
 
@@ -150,6 +154,11 @@ class SeedMLPRecommender:
                 items = torch.cat([pos_items[idx], neg])
                 labels = torch.cat([torch.ones(b), torch.zeros(b * n_neg)])
                 loss = loss_fn(model(users, items), labels)
+                if self.l2 > 0:  # L2 on the embeddings in this batch only: untouched rows stay as they are
+                    loss = loss + self.l2 * (
+                        model.user_embedding(users).pow(2).sum(1).mean()
+                        + model.item_embedding(items).pow(2).sum(1).mean()
+                    )
                 optimizer.zero_grad()
                 loss.backward()
                 optimizer.step()
