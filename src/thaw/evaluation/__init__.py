@@ -1,1 +1,11 @@
-"""Cold-start evaluation: splits, metrics, the harness and reports."""
+"""Cold-start evaluation: splits, metrics, the harness and reports.
+
+- `splits.make_split(snapshot, scenario, fold=, n_folds=, seed=)` -> `Split` (train/val/test pairs,
+  cold users/items, onboarding reveals); `coldrec.read_split_dir` / `write_split_dir` for the
+  ColdRec/ALDI layout.
+- `harness.fit_data(snapshot, split)` -> `FitData`; `harness.evaluate_fold(model, snapshot, split)`
+  -> `FoldResult` (per-user metric arrays); `harness.run(models, snapshot, scenario, folds=, seed=)`
+  -> `Report`; `harness.run_scenarios(...)` shares fits between scenarios with the same training data.
+- `metrics` (pure functions), `ranking` (full ranking, seeded tie-breaks), `stats` (paired tests),
+  `report` (JSON, Markdown), `plots` (PNG), `content` (pretrained text vectors), `synthetic`.
+"""
