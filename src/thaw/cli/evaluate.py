@@ -138,14 +138,14 @@ def _label(url: str) -> str:
 
 def _print_summary(report: Any) -> None:
     table = Table(title=f"{report.dataset} {report.scenario} ({report.primary} ranking, {report.folds} folds)")
-    table.add_column("model")
+    table.add_column("model", no_wrap=True)
     shown = ("recall@20", "ndcg@20", "mrr", "auc")
     for metric in shown:
-        table.add_column(metric, justify="right")
+        table.add_column(metric, justify="right", no_wrap=True)
     table.add_column("fit s", justify="right")
     for result in report.models:
         summary = report.summary(result.model)
         cells = [f"{summary[m]['mean']:.4f} ± {summary[m]['std']:.4f}" for m in shown]
         fit = sum(f.fit_seconds for f in result.folds) / len(result.folds)
         table.add_row(result.model, *cells, f"{fit:.1f}")
-    Console().print(table)
+    Console(width=max(Console().width, 110)).print(table)
