@@ -68,3 +68,26 @@ def test_model_options_parse() -> None:
     }
     with pytest.raises(ValueError, match="MODEL.KEY=VALUE"):
         parse_model_options(["max_epochs=3"])
+
+
+def test_evaluate_reports_exposure_and_reranks(db: str, tmp_path: Path) -> None:
+    out = tmp_path / "rerank.json"
+    args = ["evaluate", "--db", db, "--scenario", "cold-item", "--models", "popularity,content-knn",
+            "--folds", "1", "--json", str(out)]
+    result = runner.invoke(app, args + ["--rerank", "cold-share=0.5"])
+    assert result.exit_code == 0, result.output
+    assert "exposure in top-20" in result.output and "cold share" in result.output and "overall" in result.output
+    doc = json.loads(out.read_text())
+    assert doc["rerank"] == "cold-share=0.5"
+    for r in doc["results"]:
+        overall = r["rankings"]["overall"]["metrics"]
+        assert overall["cold_exposure@20"]["mean"] >= 0.5  # half of every top-20 list
+        assert {"gini@20", "mean_popularity@20", "cold_recall@20", "warm_recall@20"} <= set(overall)
+    result = runner.invoke(app, args + ["--rerank", "cold-share=2"])
+    assert result.exit_code == 2 and "[0, 1]" in result.output
+    # One model only, through the registry option.
+    result = runner.invoke(app, args + ["--model-option", "popularity.rerank=cold-boost=100"])
+    assert result.exit_code == 0, result.output
+    doc = json.loads(out.read_text())
+    shares = {r["model"]: r["rankings"]["overall"]["metrics"]["cold_exposure@20"]["mean"] for r in doc["results"]}
+    assert shares["popularity"] > 0.9 and doc["rerank"] is None

@@ -61,6 +61,15 @@ def evaluate(
     model_option: Annotated[
         list[str] | None, typer.Option(help="MODEL.KEY=VALUE passed to a model (repeatable)")
     ] = None,
+    rerank: Annotated[
+        str | None,
+        typer.Option(
+            help="Re-rank every model's scores for cold-item exposure: cold-boost=LAMBDA (add LAMBDA "
+            "to cold items' per-user standardised scores) or cold-share=RHO[,k=K] (at least "
+            "ceil(RHO*K) cold items in each top-K list, K=20 by default); none = off. A single "
+            "model: --model-option MODEL.rerank=SPEC. See docs/benchmarks/fairness.md."
+        ),
+    ] = None,
     dataset: Annotated[str | None, typer.Option(help="Dataset label in reports")] = None,
     threads: Annotated[int | None, typer.Option(help="Torch/BLAS threads (default $THAW_THREADS or 1)")] = None,
     json_out: Annotated[Path | None, typer.Option("--json", help="Write the JSON report here")] = None,
@@ -75,6 +84,7 @@ def evaluate(
     from thaw.evaluation.report import write_json, write_report_dir
     from thaw.evaluation.splits import make_split, parse_scenario
     from thaw.models.registry import factory
+    from thaw.models.rerank import as_spec
 
     with fail_on_data_errors():
         names = [m.strip() for m in models.split(",") if m.strip()]
@@ -83,6 +93,7 @@ def evaluate(
         parse_scenario(scenario)
         cutoffs = tuple(int(k) for k in ks.split(","))
         options = parse_model_options(model_option or [])
+        rerank_spec = as_spec(rerank)
         n_threads = threads or threads_from_env()
         _set_threads(n_threads)
         label = dataset or _label(db_url(db))
@@ -111,6 +122,7 @@ def evaluate(
             reports = run_scenarios(
                 names, snapshot, [scenario], folds=folds, n_folds=n_folds, seed=seed, ks=cutoffs,
                 options=options, splits=splits, callback=hook, dataset=label, encoder=encoder,
+                rerank=rerank_spec,
             )
         result = next(iter(reports.values()))
         _print_summary(result)
@@ -137,7 +149,10 @@ def _label(url: str) -> str:
 
 
 def _print_summary(report: Any) -> None:
-    table = Table(title=f"{report.dataset} {report.scenario} ({report.primary} ranking, {report.folds} folds)")
+    reranked = f", re-ranked {report.rerank}" if report.rerank else ""
+    table = Table(
+        title=f"{report.dataset} {report.scenario} ({report.primary} ranking, {report.folds} folds{reranked})"
+    )
     table.add_column("model", no_wrap=True)
     shown = ("recall@20", "ndcg@20", "mrr", "auc")
     for metric in shown:
@@ -148,4 +163,25 @@ def _print_summary(report: Any) -> None:
         cells = [f"{summary[m]['mean']:.4f} ± {summary[m]['std']:.4f}" for m in shown]
         fit = sum(f.fit_seconds for f in result.folds) / len(result.folds)
         table.add_row(result.model, *cells, f"{fit:.1f}")
-    Console(width=max(Console().width, 110)).print(table)
+    out = Console(width=max(Console().width, 110))
+    out.print(table)
+    out.print(_exposure_table(report))
+
+
+EXPOSURE = (("cold_exposure@20", "cold share"), ("gini@20", "gini"))
+
+
+def _exposure_table(report: Any) -> Table:
+    """Top-20 exposure per sub-ranking: share of slots on cold items, Gini of recommendation counts."""
+    table = Table(title="exposure in top-20 lists (cold share = slots on cold items; gini 0 = even)")
+    table.add_column("model", no_wrap=True)
+    for ranking in report.rankings:
+        for _, label in EXPOSURE:
+            table.add_column(f"{ranking}\n{label}", justify="right", no_wrap=True)
+    for result in report.models:
+        cells = []
+        for ranking in report.rankings:
+            summary = report.summary(result.model, ranking)
+            cells += [f"{summary[m]['mean']:.3f}" for m, _ in EXPOSURE]
+        table.add_row(result.model, *cells)
+    return table

@@ -18,11 +18,26 @@ import numpy as np
 import scipy.sparse as sp
 
 from thaw.data.dataset import EventWeights, Snapshot, interaction_matrix
-from thaw.evaluation.metrics import DEFAULT_KS, coverage, exposure_share, metrics_from_ranks
-from thaw.evaluation.ranking import RankedUsers, primary_ranking, rank_users, rankings_for, tiebreak_keys
+from thaw.evaluation.metrics import (
+    DEFAULT_KS,
+    coverage,
+    exposure_share,
+    mean_popularity,
+    metrics_from_ranks,
+    recommendation_gini,
+)
+from thaw.evaluation.ranking import (
+    Ranking,
+    RankedUsers,
+    primary_ranking,
+    rank_users,
+    rankings_for,
+    tiebreak_keys,
+)
 from thaw.evaluation.results import FoldResult, ModelResult, RankingResult, Report
 from thaw.evaluation.splits import Pairs, Split, make_split
 from thaw.models.base import FitData, Recommender
+from thaw.models.rerank import ExposureReranker, RerankSpec, as_spec
 
 log = logging.getLogger(__name__)
 
@@ -119,15 +134,19 @@ def evaluate_fold(
     data: FitData | None = None,
     weights: EventWeights | None = None,
     batch_size: int = 256,
+    rankings: Sequence[str] | None = None,
 ) -> FoldResult:
-    """Score a fitted `recommender` on every sub-ranking of `split` (full ranking)."""
+    """Score a fitted `recommender` on every sub-ranking of `split` (full ranking).
+
+    `rankings` keeps only the named sub-rankings (default: all of `rankings_for(split)`).
+    """
     ks = tuple(sorted(set(int(k) for k in ks)))
     data = data if data is not None else fit_data(snapshot, split, weights=weights)
     history = scoring_history(snapshot, split, data, weights)
-    rankings = rankings_for(split)
-    relevant = {name: r.test.matrix(split.n_users, split.n_items) for name, r in rankings.items()}
-    users = np.unique(np.concatenate([r.test.user for r in rankings.values()])).astype(np.int64)
-    parts: dict[str, list[RankedUsers]] = {name: [] for name in rankings}
+    chosen = _chosen_rankings(split, rankings)
+    relevant = {name: r.test.matrix(split.n_users, split.n_items) for name, r in chosen.items()}
+    users = np.unique(np.concatenate([r.test.user for r in chosen.values()])).astype(np.int64)
+    parts: dict[str, list[RankedUsers]] = {name: [] for name in chosen}
     started = time.perf_counter()
     for start in range(0, len(users), batch_size):
         batch = users[start : start + batch_size]
@@ -139,7 +158,7 @@ def evaluate_fold(
                 f"{recommender.name}.score returned shape {scores.shape}, "
                 f"expected {(len(batch), split.n_items)}"
             )
-        for name, ranking in rankings.items():
+        for name, ranking in chosen.items():
             rel = relevant[name][batch]
             rows = np.flatnonzero(np.diff(rel.indptr) > 0)
             if len(rows) == 0:
@@ -151,16 +170,33 @@ def evaluate_fold(
                 )
             )
     score_seconds = time.perf_counter() - started
+    popularity = training_popularity(data.train)
     results = {
-        name: _ranking_result(parts[name], rankings[name].candidates, rankings[name].cold_items,
-                              ks, len(rankings[name].test))
-        for name in rankings
+        name: _ranking_result(parts[name], chosen[name], ks, popularity) for name in chosen
     }
     return FoldResult(recommender.name, split.fold, results, score_seconds=score_seconds)
 
 
+def _chosen_rankings(split: Split, names: Sequence[str] | None) -> dict[str, Ranking]:
+    every = rankings_for(split)
+    if names is None:
+        return every
+    unknown = [n for n in names if n not in every]
+    if unknown or not names:
+        raise ValueError(f"rankings must be a non-empty subset of {list(every)}, got {list(names)}")
+    return {n: r for n, r in every.items() if n in names}
+
+
+def training_popularity(train: sp.csr_matrix) -> np.ndarray:
+    """(n_items,) share of warm users (>= 1 training pair) who interacted with each item in training."""
+    positive = (train > 0).tocsr()
+    n_warm_users = int((np.diff(positive.indptr) > 0).sum())
+    counts = np.asarray(positive.sum(axis=0), np.float64).ravel()
+    return counts / max(n_warm_users, 1)
+
+
 def _ranking_result(
-    parts: list[RankedUsers], candidates: np.ndarray, cold: np.ndarray, ks: tuple[int, ...], n_pairs: int
+    parts: list[RankedUsers], ranking: Ranking, ks: tuple[int, ...], popularity: np.ndarray
 ) -> RankingResult:
     users = np.concatenate([p.users for p in parts]) if parts else np.zeros(0, np.int64)
     ranks = [r for p in parts for r in p.ranks]
@@ -168,12 +204,32 @@ def _ranking_result(
     top = np.concatenate([p.top for p in parts]) if parts else np.zeros((0, max(ks)), np.int64)
     per_user = metrics_from_ranks(ranks, n_cand, ks)
     aggregate = {m: float(v.mean()) if len(v) else float("nan") for m, v in per_user.items()}
+    candidates, cold = ranking.candidates, ranking.cold_items
     n_candidates = max(int(candidates.sum()), 1)
     for k in ks:
         lists = [row[:k][row[:k] >= 0] for row in top]
         aggregate[f"coverage@{k}"] = coverage(lists, n_candidates)
         aggregate[f"cold_exposure@{k}"] = exposure_share(lists, cold)
-    return RankingResult(users, per_user, aggregate, n_pairs)
+        aggregate[f"gini@{k}"] = recommendation_gini(lists, candidates) if candidates.any() else float("nan")
+        aggregate[f"mean_popularity@{k}"] = mean_popularity(lists, popularity)
+    if ranking.split_by_cold:
+        items = [i for p in parts for i in p.items]
+        for group, label in ((True, "cold"), (False, "warm")):
+            for k in ks:
+                aggregate[f"{label}_recall@{k}"] = _group_recall(ranks, items, cold, group, k)
+    return RankingResult(users, per_user, aggregate, len(ranking.test))
+
+
+def _group_recall(
+    ranks: list[np.ndarray], items: list[np.ndarray], cold: np.ndarray, group: bool, k: int
+) -> float:
+    """Mean over users with relevant items in the group (cold or warm) of their recall@k there."""
+    values = []
+    for r, i in zip(ranks, items):
+        mine = cold[i] == group
+        if mine.any():
+            values.append(float((r[mine] <= k).sum()) / int(mine.sum()))
+    return float(np.mean(values)) if values else float("nan")
 
 
 def _make_model(model: str | Factory, seed: int, options: Mapping[str, Any]) -> Recommender:
@@ -212,13 +268,16 @@ def run_scenarios(
     callback: ProgressCallback | None = None,
     dataset: str = "",
     encoder: str = "",
+    rerank: RerankSpec | str | None = None,
 ) -> dict[str, Report]:
     """Cross-validate `models` on several scenarios; returns one Report per scenario.
 
     Scenarios whose splits train on the same pairs (cold-user and onboarding-k of one fold)
     share one fit per model. `splits` replaces the generated ones (e.g. read from a ColdRec
     directory); then `folds` is their number and `scenarios` must name their scenario.
-    `options[model]` are keyword arguments for that model's factory.
+    `options[model]` are keyword arguments for that model's factory. `rerank` (a RerankSpec
+    or its text, e.g. "cold-share=0.2") re-ranks every fitted model's scores for cold-item
+    exposure (`thaw.models.rerank`); fit times stay those of the models themselves.
     """
     if splits is None and not 1 <= folds <= n_folds:
         raise ValueError(f"folds must be in [1, {n_folds}], got {folds}")
@@ -228,6 +287,7 @@ def run_scenarios(
     if not names or len(set(names)) != len(names):
         raise ValueError(f"models must be distinct and non-empty, got {names}")
     options = options or {}
+    spec = as_spec(rerank)
     ks = tuple(sorted(set(int(k) for k in ks)))
     if splits is not None:
         if not splits or len({s.scenario for s in splits}) != 1:
@@ -258,10 +318,12 @@ def run_scenarios(
                 t0 = time.perf_counter()
                 model.fit(data)
                 fit_seconds = time.perf_counter() - t0
+                scorer = model if spec is None else ExposureReranker.from_spec(
+                    model, spec, prefit=True, seed=seed).fit(data)
                 for i, split in enumerate(group):
                     if callback:
                         callback(Progress(split.scenario, fold, name, "score", done, total))
-                    result = evaluate_fold(model, snapshot, split, ks, data=data, weights=weights)
+                    result = evaluate_fold(scorer, snapshot, split, ks, data=data, weights=weights)
                     result.model, result.fit_seconds, result.shared_fit = name, fit_seconds, len(group) > 1
                     results[split.scenario][name].folds.append(result)
                     done += 1
@@ -278,6 +340,7 @@ def run_scenarios(
             primary=primary_ranking(scenario), rankings=ordered,
             models=[results[scenario][m] for m in names], split_stats=stats[scenario],
             dataset=dataset, encoder=encoder, elapsed_seconds=elapsed,
+            rerank=spec.label if spec is not None else "",
         )
     return reports
 

@@ -13,6 +13,16 @@ held-out items among those candidates; ranks are 1-based):
                 (1 when every candidate is relevant)
 - coverage@K  = |∪ top-K lists| / |candidate items|
 - cold exposure@K = share of top-K slots filled by cold items (no training interaction)
+- Gini@K      = Gini coefficient of the recommendation counts c_i (number of users whose top-K
+                list holds item i) over all n candidate items, never-recommended ones counting
+                0: with c sorted ascending, G = Σ_{j=1..n} (2j − n − 1) c_(j) / (n Σ_j c_(j)).
+                0 = every candidate recommended equally often; (n − 1)/n = every slot on one item.
+- mean popularity@K = mean over all top-K slots of the shown item's training popularity,
+                the share of warm users (users with a training interaction) who interacted with
+                it in training (ARP of Abdollahpouri et al.; 0 for a cold item).
+
+The list metrics (coverage, cold exposure, Gini, mean popularity) pool every user's top-K list of
+one fold; they describe what a catalogue shows, not whether it is right.
 
 The per-user functions take one ranking; `metrics_from_ranks` computes the same numbers for many
 users from the 1-based ranks of their relevant items, which is what the harness uses.
@@ -113,6 +123,46 @@ def exposure_share(top_lists: Sequence[np.ndarray], is_cold: np.ndarray) -> floa
         return 0.0
     slots = np.concatenate([np.asarray(t, np.int64) for t in top_lists])
     return float(is_cold[slots].mean()) if len(slots) else 0.0
+
+
+def gini(counts: np.ndarray) -> float:
+    """Gini coefficient of non-negative `counts` (0 = equal; nan when they sum to 0)."""
+    c = np.sort(np.asarray(counts, np.float64).ravel())
+    if len(c) == 0 or np.any(c < 0):
+        raise ValueError("counts must be a non-empty array of non-negative values")
+    total = c.sum()
+    if total == 0:
+        return float("nan")
+    n = len(c)
+    weights = 2.0 * np.arange(1, n + 1) - n - 1  # (n,) 2j - n - 1
+    return float((weights * c).sum() / (n * total))
+
+
+def recommendation_gini(top_lists: Sequence[np.ndarray], candidates: np.ndarray) -> float:
+    """Gini of how often each candidate item appears in the lists (see module docstring).
+
+    `candidates` is an (n_items,) bool mask; every listed item must be a candidate.
+    """
+    candidates = np.asarray(candidates, bool)
+    slots = _slots(top_lists)
+    if len(slots) and not candidates[slots].all():
+        raise ValueError("a list holds an item outside the candidates")
+    if not candidates.any():
+        raise ValueError("there must be at least one candidate item")
+    counts = np.bincount(slots, minlength=len(candidates))[candidates]
+    return gini(counts)
+
+
+def mean_popularity(top_lists: Sequence[np.ndarray], popularity: np.ndarray) -> float:
+    """Mean of `popularity[item]` over every slot of every list (nan without slots)."""
+    slots = _slots(top_lists)
+    return float(np.asarray(popularity, np.float64)[slots].mean()) if len(slots) else float("nan")
+
+
+def _slots(top_lists: Sequence[np.ndarray]) -> np.ndarray:
+    if not len(top_lists):
+        return np.zeros(0, np.int64)
+    return np.concatenate([np.asarray(t, np.int64) for t in top_lists])
 
 
 def metrics_from_ranks(

@@ -24,6 +24,7 @@ class Ranking:
     test: Pairs
     candidates: np.ndarray  # (n_items,) bool
     cold_items: np.ndarray  # (n_items,) bool: items without training pairs (exposure)
+    split_by_cold: bool = False  # also report recall on the cold and the warm test items apart
 
 
 def primary_ranking(scenario: str) -> str:
@@ -38,7 +39,8 @@ def rankings_for(split: Split) -> dict[str, Ranking]:
     - cold (cold-item, cold-both): cold test pairs among all items without training pairs.
     - cold (cold-user, onboarding-k): cold users' test pairs among all items.
     - overall (cold-item only): all test pairs among all items, for users that have both cold
-      and warm test pairs (ColdRec's `overall_test`).
+      and warm test pairs (ColdRec's `overall_test`); it also reports `cold_recall@k` and
+      `warm_recall@k`, recall over each user's cold / warm test items in this mixed list.
     """
     kind, _ = parse_scenario(split.scenario)
     warm_items = split.warm_items
@@ -57,7 +59,7 @@ def rankings_for(split: Split) -> dict[str, Ranking]:
     out["warm"] = Ranking("warm", warm_test, warm_items, cold)
     if kind == "cold-item":
         both = np.intersect1d(cold_test.user, warm_test.user)
-        out["overall"] = Ranking("overall", test.subset(np.isin(test.user, both)), every, cold)
+        out["overall"] = Ranking("overall", test.subset(np.isin(test.user, both)), every, cold, True)
     return out
 
 
@@ -93,6 +95,7 @@ class RankedUsers:
 
     users: np.ndarray  # (n,) user indices with at least one relevant candidate
     ranks: list[np.ndarray]  # per user: 1-based ranks of the relevant items
+    items: list[np.ndarray]  # per user: those relevant items, in the order of `ranks`
     n_candidates: np.ndarray  # (n,) candidates per user (history removed)
     top: np.ndarray  # (n, max_k) best items, -1 padded when fewer candidates
 
@@ -139,9 +142,10 @@ def rank_users(
     bounds = np.searchsorted(rel_row, np.append(kept, b))
     n_cols = masked.shape[1]
     direct = 2 * max(int(np.log2(max(n_cols, 2))), 1)  # up to this many relevant: compare, else sort
-    ranks = []
+    ranks, items = [], []
     for i, row in enumerate(kept):
         cols = rel_col[bounds[i] : bounds[i + 1]]
+        items.append(cand[cols])
         s_row = masked[row]
         s_rel = s_row[cols]
         if len(cols) <= direct:  # (n_rel, n_cand) comparisons beat an n log n sort
@@ -160,7 +164,7 @@ def rank_users(
     n_candidates = mask[kept].sum(axis=1).astype(np.int64)
     top = _top_k(masked[kept], keys[kept], n_candidates, max_k)
     top = np.where(top >= 0, cand[np.maximum(top, 0)], -1)
-    return RankedUsers(np.asarray(users, np.int64)[kept], ranks, n_candidates, top)
+    return RankedUsers(np.asarray(users, np.int64)[kept], ranks, items, n_candidates, top)
 
 
 def _top_k(masked: np.ndarray, tiebreak: np.ndarray, n_candidates: np.ndarray, k: int) -> np.ndarray:

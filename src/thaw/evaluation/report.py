@@ -14,12 +14,14 @@ from thaw.evaluation.results import Report
 from thaw.evaluation.stats import Comparison, comparisons, comparisons_json
 
 TABLE_METRICS: tuple[str, ...] = (
-    "recall@10", "recall@20", "recall@50", "ndcg@10", "ndcg@20", "ndcg@50",
-    "precision@20", "hitrate@20", "mrr", "auc", "coverage@20", "cold_exposure@20",
+    "recall@10", "recall@20", "recall@50", "cold_recall@20", "warm_recall@20",
+    "ndcg@10", "ndcg@20", "ndcg@50", "precision@20", "hitrate@20", "mrr", "auc",
+    "coverage@20", "cold_exposure@20", "gini@20",
 )
-"""Columns of the Markdown tables; the last two describe lists and are never bolded."""
+"""Columns of the Markdown tables (those a sub-ranking lacks are skipped); the last three
+describe lists (exposure) and are never bolded: more is not better there."""
 
-_NOT_RANKED = ("coverage@", "cold_exposure@")
+_NOT_RANKED = ("coverage@", "cold_exposure@", "gini@", "mean_popularity@")
 SIGNIFICANCE_METRICS: tuple[str, ...] = ("recall@20", "ndcg@20")
 
 
@@ -138,7 +140,10 @@ def report_markdown(
         "",
         f"{report.folds} of {report.n_folds} folds, seed {report.seed}, "
         f"encoder {report.encoder or 'none'}; judged on the `{report.primary}` ranking. "
-        "Mean ± sample std over folds; best mean in bold.",
+        + (f"Every model's scores re-ranked with `{report.rerank}`. " if report.rerank else "")
+        + "Mean ± sample std over folds; best mean in bold. Exposure: cold_exposure@20 = share of "
+        "top-20 slots showing a cold item, gini@20 = Gini of how often each candidate is "
+        "recommended (0 = evenly).",
         "",
     ]
     for ranking in report.rankings:

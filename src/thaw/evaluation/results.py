@@ -14,7 +14,7 @@ class RankingResult:
 
     users: np.ndarray  # (n_test_users,) user indices, ascending
     per_user: dict[str, np.ndarray]  # metric -> (n_test_users,)
-    aggregate: dict[str, float]  # per-user means, plus coverage@k and cold_exposure@k
+    aggregate: dict[str, float]  # per-user means, plus list metrics (coverage@k, cold_exposure@k, ...)
     n_test_pairs: int
 
     @property
@@ -69,6 +69,7 @@ class Report:
     dataset: str = ""
     encoder: str = ""
     elapsed_seconds: float = 0.0
+    rerank: str = ""  # the exposure re-ranking applied to every model ("" = none)
 
     def model(self, name: str) -> ModelResult:
         """The results of model `name`."""
@@ -124,6 +125,7 @@ class Report:
             "rankings": list(self.rankings),
             "splits": self.split_stats,
             "elapsed_seconds": self.elapsed_seconds,
+            "rerank": self.rerank or None,
         }
         if significance is not None:
             doc["significance"] = significance

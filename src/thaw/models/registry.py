@@ -41,7 +41,15 @@ def factory(name: str) -> Any:
     return getattr(import_module(module), attr)
 
 
-def create(name: str, *, seed: int = 0, **options: Any) -> Recommender:
-    """A fresh, unfitted model `name` with `seed` and model-specific `options`."""
+def create(name: str, *, seed: int = 0, rerank: Any = None, **options: Any) -> Recommender:
+    """A fresh, unfitted model `name` with `seed` and model-specific `options`.
+
+    `rerank` ("cold-boost=1", "cold-share=0.2", a `RerankSpec`) wraps it in an ExposureReranker.
+    """
     model = factory(name)(seed=seed, **options)
+    if rerank is not None:
+        from thaw.models.rerank import ExposureReranker, as_spec
+
+        spec = as_spec(rerank)
+        model = model if spec is None else ExposureReranker.from_spec(model, spec, seed=seed)
     return model
