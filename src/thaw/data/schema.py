@@ -124,3 +124,22 @@ class Impression(Base):
     position: Mapped[int] = mapped_column(Integer, nullable=False)
     source: Mapped[str] = mapped_column(String(32), nullable=False)
     timestamp: Mapped[datetime] = mapped_column(Timestamp, nullable=False)
+
+
+class Change(Base):
+    """One catalogue change (an item added, changed or deleted), for other serving workers to replay.
+
+    Written in the same transaction as the change itself; `kind` is "item" and `key` the item's
+    external id (the reader re-reads the item: the row says only *that* it changed). Old rows are
+    pruned by the servers.
+    """
+
+    __tablename__ = "changes"
+    # AUTOINCREMENT: SQLite must never hand out an id again once its row is pruned (readers
+    # remember the last id they applied).
+    __table_args__ = (Index("ix_changes_at", "at"), {"sqlite_autoincrement": True})
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    kind: Mapped[str] = mapped_column(String(16), nullable=False)
+    key: Mapped[str] = mapped_column(String(255), nullable=False)
+    at: Mapped[datetime] = mapped_column(Timestamp, nullable=False)

@@ -31,7 +31,7 @@ from thaw.data.records import (
     now_utc,
     utc_naive,
 )
-from thaw.data.schema import Embedding, Event, Impression, Item, User
+from thaw.data.schema import Change, Embedding, Event, Impression, Item, User
 
 log = logging.getLogger(__name__)
 
@@ -122,6 +122,8 @@ class Store:
             raise ValueError(f"cannot update item field(s) {sorted(unknown)}; allowed: {sorted(allowed)}")
         with self.engine.begin() as conn:
             result = conn.execute(update(Item).where(Item.external_id == item_id).values(**fields))
+            if result.rowcount > 0:
+                _record_changes(conn, "item", [item_id])
             return result.rowcount > 0
 
     def delete_user(self, user_id: str) -> bool:
@@ -148,6 +150,7 @@ class Store:
             conn.execute(delete(Event).where(Event.item_id == row.id))
             conn.execute(delete(Impression).where(Impression.item_id == row.id))
             conn.execute(delete(Item).where(Item.id == row.id))
+            _record_changes(conn, "item", [item_id])
             return True
 
     def delete_generated_events(self) -> int:
@@ -364,6 +367,67 @@ class Store:
             return [(item, type_, int(n), float(total)) for item, type_, n, total in conn.execute(query)]
 
 
+    # ------------------------------------------------------------------ serving: change log, histories
+    def last_change(self) -> int:
+        """The highest change-log id (0 when the log is empty)."""
+        with self.engine.connect() as conn:
+            return int(conn.execute(select(func.coalesce(func.max(Change.id), 0))).scalar_one())
+
+    def count_changes_after(self, change_id: int) -> int:
+        """How many change-log rows have an id above `change_id` (a cheap "anything new?" test)."""
+        with self.engine.connect() as conn:
+            query = select(func.count()).select_from(Change).where(Change.id > change_id)
+            return int(conn.execute(query).scalar_one())
+
+    def changes_after(self, change_id: int, *, limit: int = 5000) -> list[tuple[int, str, str]]:
+        """Change-log rows with an id above `change_id`, oldest first: (id, kind, key)."""
+        query = select(Change.id, Change.kind, Change.key).where(Change.id > change_id).order_by(Change.id).limit(limit)
+        with self.engine.connect() as conn:
+            return [(int(i), kind, key) for i, kind, key in conn.execute(query)]
+
+    def prune_changes(self, before: datetime) -> int:
+        """Drop change-log rows written before `before` (the newest row always stays); returns how many."""
+        with self.engine.begin() as conn:
+            newest = conn.execute(select(func.max(Change.id))).scalar_one()
+            if newest is None:
+                return 0
+            return conn.execute(delete(Change).where(Change.at < utc_naive(before), Change.id < newest)).rowcount
+
+    def user_version(self, user_id: str) -> tuple[UserRecord, tuple[int, int, int]] | None:
+        """A user and a key that changes whenever their events do: (internal id, events, last event id).
+
+        One indexed query; None for an unknown user.
+        """
+        counted = (
+            select(func.count(Event.id), func.coalesce(func.max(Event.id), 0))
+            .where(Event.user_id == User.id)
+            .correlate(User)
+        )
+        query = select(
+            User.id,
+            *_USER_COLUMNS,
+            counted.with_only_columns(func.count(Event.id)).scalar_subquery(),
+            counted.with_only_columns(func.coalesce(func.max(Event.id), 0)).scalar_subquery(),
+        ).where(User.external_id == user_id)
+        with self.engine.connect() as conn:
+            row = conn.execute(query).one_or_none()
+        if row is None:
+            return None
+        return _user_record(row), (int(row[0]), int(row[-2]), int(row[-1]))
+
+    def user_events(self, user_pk: int) -> list[tuple[str, str, float | None]]:
+        """A user's real events in time order as (item id, type, value), by internal id (see user_version)."""
+        query = (
+            select(Item.external_id, Event.type, Event.value)
+            .select_from(Event)
+            .join(Item, Item.id == Event.item_id)
+            .where(Event.user_id == user_pk, Event.generated.is_(False))
+            .order_by(Event.timestamp, Event.id)
+        )
+        with self.engine.connect() as conn:
+            return [(item, type_, value) for item, type_, value in conn.execute(query)]
+
+
 class StoreWriter:
     """Writes inside one open transaction (see `Store.transaction`)."""
 
@@ -396,7 +460,7 @@ class StoreWriter:
             }
             for i in items
         }
-        return self._upsert(Item, rows, ("title", "text", "attributes", "derived"))
+        return self._upsert(Item, rows, ("title", "text", "attributes", "derived"), record="item")
 
     def add_events(self, events: Iterable[EventRecord]) -> WriteResult:
         """Append events, skipping those whose idempotency key is stored or repeated in the batch."""
@@ -457,7 +521,11 @@ class StoreWriter:
         return found
 
     def _upsert(
-        self, table: type[User] | type[Item], rows: dict[str, dict[str, Any]], compare: tuple[str, ...]
+        self,
+        table: type[User] | type[Item],
+        rows: dict[str, dict[str, Any]],
+        compare: tuple[str, ...],
+        record: str | None = None,
     ) -> WriteResult:
         if not rows:
             return WriteResult()
@@ -486,7 +554,19 @@ class StoreWriter:
                 .values(**{c: bindparam(c) for c in compare}),
                 changed,
             )
+        if record is not None:
+            keys = [row["external_id"] for row in new]
+            keys += [ext for ext, old in existing.items() if any(getattr(old, c) != rows[ext][c] for c in compare)]
+            _record_changes(self.conn, record, keys)
         return WriteResult(len(new), len(changed), len(rows) - len(new) - len(changed))
+
+
+def _record_changes(conn: Connection, kind: str, keys: Sequence[str]) -> None:
+    """Append change-log rows in the caller's transaction (the last write before its commit)."""
+    if keys:
+        now = now_utc()
+        for chunk in _chunks(list(keys), 5000):
+            conn.execute(insert(Change), [{"kind": kind, "key": key, "at": now} for key in chunk])
 
 
 def _insert_ignore(conn: Connection, table: Any, keys: list[str]) -> Any:
