@@ -181,11 +181,23 @@ def test_health_metrics_and_openapi(client: TestClient) -> None:
 
 
 def test_second_worker_syncs_items_through_the_store(client: TestClient, make_client) -> None:
-    other = make_client()  # same SQLite file: another worker process in production
+    other = make_client(sync_seconds=3600.0)  # same SQLite file: another worker; it polls only when told
     client.post("/items", json={"id": "late", "title": "Late arrival"})
+    client.patch("/items/space-3", json={"title": "Pasta cooking at home"})
     client.delete("/items/cook-2")
     engine = other.app.state.engine
-    assert "late" not in engine.catalogue
-    assert engine.sync_catalogue() == (1, 1)
+    assert "late" not in engine.catalogue and "cook-2" in engine.catalogue
+    assert engine.feed.poll() == 3  # the change log names the three items
     assert "late" in engine.catalogue and "cook-2" not in engine.catalogue
+    assert engine.catalogue.title_of(engine.catalogue.row("space-3")) == "Pasta cooking at home"
     assert other.get("/items/late/similar").status_code == 200
+    assert "space-3" in ids(other.get("/items/cook-1/similar", params={"k": 1}))
+    assert engine.feed.poll() == 0
+    assert engine.sync_catalogue() == (0, 0)  # the full reconciliation finds nothing left to do
+
+
+def test_unknown_item_makes_the_worker_read_the_change_log(client: TestClient, make_client) -> None:
+    other = make_client(sync_seconds=3600.0)
+    client.post("/items", json={"id": "late", "title": "Late arrival"})
+    assert other.get("/items/late/similar").status_code == 200
+    assert other.post("/recommendations", json={"liked_items": ["late"]}).status_code == 200

@@ -38,6 +38,35 @@ def make_index(
     return ExactIndex(dim, capacity=max(expected_rows, 1))
 
 
+def index_from_matrix(
+    matrix: np.ndarray,
+    alive: np.ndarray,
+    *,
+    ann_threshold: int = DEFAULT_ANN_THRESHOLD,
+    background: bool = True,
+    **hnsw_options: Any,
+) -> VectorIndex:
+    """An index holding `matrix` (n, dim) as rows 0..n-1, live where `alive` (n,): a FaissHnswIndex
+    built in one go from `ann_threshold` live rows up, else an AdaptiveIndex that switches later."""
+    matrix = np.asarray(matrix, np.float32)
+    alive = np.asarray(alive, bool)
+    if int(alive.sum()) >= ann_threshold:
+        return FaissHnswIndex.from_matrix(matrix, alive, **hnsw_options)
+    index = AdaptiveIndex(
+        matrix.shape[1], ann_threshold=ann_threshold, capacity=max(len(matrix), 1), background=background, **hnsw_options
+    )
+    rows = np.flatnonzero(alive)
+    index.add(rows, matrix[rows])
+    return index
+
+
+def is_exact(index: VectorIndex) -> bool:
+    """Whether `index` answers by a full exact scan now (so one scan can serve a whole request)."""
+    if isinstance(index, AdaptiveIndex):
+        return not index.is_approximate
+    return isinstance(index, ExactIndex)
+
+
 class AdaptiveIndex:
     """ExactIndex until `ann_threshold` rows are live, then a FaissHnswIndex built from it, once.
 

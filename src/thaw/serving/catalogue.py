@@ -6,8 +6,11 @@ indexes (content, model) are keyed by these rows. Writers hold `lock`; readers t
 
 from __future__ import annotations
 
+import hashlib
+import json
 import threading
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -37,6 +40,12 @@ class GrowingArray:
         self._data[np.asarray(rows, np.int64)] = values
 
 
+def fingerprint(title: str, text: str | None, attributes: dict[str, Any]) -> str:
+    """A digest of an item's content: equal digests need no re-encoding."""
+    document = json.dumps([title, text, attributes], sort_keys=True, default=str, ensure_ascii=False)
+    return hashlib.sha1(document.encode("utf-8")).hexdigest()
+
+
 @dataclass(frozen=True)
 class ItemView:
     """What the catalogue knows about one item."""
@@ -53,6 +62,7 @@ class Catalogue:
         self.lock = threading.RLock()
         self._ids: list[str] = []
         self._titles: list[str] = []
+        self._fingerprints: list[str] = []
         self._row: dict[str, int] = {}
         self._alive = np.zeros(1024, bool)
         self.popularity = GrowingArray()  # weighted interaction count per row
@@ -79,11 +89,24 @@ class Catalogue:
         row = self._row
         return np.array([row[i] for i in item_ids if i in row], np.int64)
 
+    def rows_of(self, item_ids: list[str]) -> tuple[np.ndarray, np.ndarray]:
+        """Rows of the live ids among `item_ids`, in order, and which ids were live: (m,) int64, (n,) bool."""
+        row = self._row
+        found = [row.get(i, -1) for i in item_ids]
+        rows = np.fromiter(found, np.int64, len(found))
+        live = rows >= 0
+        return rows[live], live
+
     def id_of(self, row: int) -> str:
         return self._ids[row]
 
     def title_of(self, row: int) -> str:
         return self._titles[row]
+
+    def fingerprint_of(self, item_id: str) -> str | None:
+        """The content digest the live item was indexed with (None if not live)."""
+        row = self._row.get(item_id)
+        return None if row is None else self._fingerprints[row]
 
     def alive(self) -> np.ndarray:
         """(n_rows,) bool: rows of items not deleted."""
@@ -93,19 +116,22 @@ class Catalogue:
         return [ItemView(i, r, self._titles[r]) for i, r in self._row.items()]
 
     # ------------------------------------------------------------------ writes (hold `lock`)
-    def assign(self, item_ids: list[str], titles: list[str]) -> np.ndarray:
+    def assign(self, item_ids: list[str], titles: list[str], fingerprints: list[str] | None = None) -> np.ndarray:
         """Rows for these ids: existing rows for known ids (titles refreshed), new rows otherwise."""
         with self.lock:
             out = np.empty(len(item_ids), np.int64)
-            for n, (item_id, title) in enumerate(zip(item_ids, titles, strict=True)):
+            prints = fingerprints if fingerprints is not None else [""] * len(item_ids)
+            for n, (item_id, title, digest) in enumerate(zip(item_ids, titles, prints, strict=True)):
                 row = self._row.get(item_id)
                 if row is None:
                     row = len(self._ids)
                     self._ids.append(item_id)
                     self._titles.append(title)
+                    self._fingerprints.append(digest)
                     self._row[item_id] = row
                 else:
                     self._titles[row] = title
+                    self._fingerprints[row] = digest
                 out[n] = row
             n_rows = len(self._ids)
             if n_rows > len(self._alive):

@@ -1,13 +1,26 @@
-"""The fallback chain and the exploration slots: how a list of k is filled, source by source."""
+"""The fallback chain and the exploration slots: how a list of k is filled, source by source.
+
+Each source searches its own index with the person's vector in that source. An exact index is
+scanned once per request and the scores are shared by the chain and the exploration pool; an
+approximate (HNSW) index is searched instead, and the exploration pool is scored exactly over the
+low-exposure rows when they are few, or taken from the index's results when they are many.
+"""
 
 from __future__ import annotations
 
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from thaw.data.records import ImpressionRecord, now_utc
+from thaw.serving.adaptive import is_exact
 from thaw.serving.exploration import explore_positions, n_explore_slots, thompson_pick
-from thaw.serving.index import padded_scores, top_k
+from thaw.serving.index import VectorIndex, padded_scores, top_k
+from thaw.serving.queries import Queries, queries_for
+from thaw.serving.ranking import Profile, Scored, explain_rows
 
 if TYPE_CHECKING:
     from thaw.serving.engine import Engine, ModelState
@@ -16,27 +29,101 @@ Served = tuple[int, float, str, Any]
 """(catalogue row, score, source, extra): extra is the ExplorationPick of an explored row."""
 
 
+@dataclass(frozen=True)
+class RecommendationList:
+    """A served list, the request id its impressions are logged under, and the model version."""
+
+    items: list[Scored]
+    request_id: str
+    model_version: str
+
+EXACT_POOL_ROWS = 4096  # below this many low-exposure rows, the pool is scored exactly over them
+EXCLUDE_LIMIT = 4096  # above this many rows to leave out, the index is over-fetched and filtered
+
+
+class SourceSearch:
+    """One source's query vector against its index, for one request."""
+
+    def __init__(self, index: VectorIndex, vector: np.ndarray, n_rows: int) -> None:
+        self.index = index
+        self.vector = np.asarray(vector, np.float32)
+        self.n_rows = n_rows
+        self.exact = is_exact(index)
+        self._scores: np.ndarray | None = None
+
+    def scores(self) -> np.ndarray:
+        """Scores against every catalogue row, computed once: (n_rows,) float32."""
+        if self._scores is None:
+            self._scores = padded_scores(self.index, self.vector, self.n_rows)
+        return self._scores
+
+    def top(self, k: int, taken: set[int]) -> tuple[np.ndarray, np.ndarray]:
+        """The k best rows not in `taken`, best first (ties by lower row)."""
+        if self.exact:
+            return top_excluding(self.scores(), k, taken)
+        exclude = np.fromiter(taken, np.int64, len(taken))
+        rows, scores = self.index.search(self.vector[None], k, [exclude])
+        keep = rows[0] >= 0
+        return rows[0][keep], scores[0][keep]
+
+    def pool(self, low: np.ndarray, alive: np.ndarray, size: int, blocked: set[int]) -> np.ndarray:
+        """Up to `size` low-exposure rows (`low`, (n,) bool) not `blocked`, most relevant first."""
+        if self.exact:
+            relevance = self.scores()
+            m = min(len(low), len(relevance))  # rows added since the scan are not in it
+            scores = np.where(low[:m], relevance[:m], -np.inf).astype(np.float32)
+            return top_excluding(scores, size, blocked)[0]
+        blocked_rows = np.fromiter(blocked, np.int64, len(blocked))
+        candidates = np.flatnonzero(low)
+        if len(blocked_rows):
+            candidates = candidates[~np.isin(candidates, blocked_rows)]
+        if len(candidates) <= EXACT_POOL_ROWS:
+            order, _ = top_k(self.index.vectors(candidates) @ self.vector, size)  # ties: lower row first
+            return candidates[order]
+        high = np.flatnonzero(alive & ~low)
+        if len(high) + len(blocked_rows) <= EXCLUDE_LIMIT:
+            rows, _ = self.index.search(self.vector[None], size, [np.concatenate([high, blocked_rows])])
+            return rows[0][rows[0] >= 0]
+        # Most rows are to be left out: fetch enough to keep `size` of the low-exposure ones.
+        fetch = int(min(alive.sum(), size * alive.sum() / max(len(candidates), 1) * 1.5 + len(blocked_rows)))
+        rows, _ = self.index.search(self.vector[None], max(fetch, size), None)
+        rows = rows[0][rows[0] >= 0]
+        rows = rows[(rows < len(low))]
+        rows = rows[low[rows] & ~np.isin(rows, blocked_rows)]
+        return rows[:size]
+
+
+def searches_for(engine: Engine, state: ModelState | None) -> Callable[[str, np.ndarray], SourceSearch]:
+    """A factory of SourceSearch per (source, vector) for one request, each made once."""
+    made: dict[str, SourceSearch] = {}
+    n_rows = engine.catalogue.n_rows
+
+    def search(source: str, vector: np.ndarray) -> SourceSearch:
+        if source not in made:
+            index = state.index if source == "model" and state is not None else engine.content_index
+            made[source] = SourceSearch(index, vector, n_rows)
+        return made[source]
+
+    return search
+
+
 def fill(
     engine: Engine,
-    queries: list[tuple[str, np.ndarray | None]],
+    queries: Queries,
     k: int,
     exclude: np.ndarray,
-    state: ModelState | None,
-    computed: dict[str, np.ndarray] | None = None,
+    search: Callable[[str, np.ndarray], SourceSearch],
 ) -> list[Served]:
-    """Up to k rows: each source with a query vector in turn, then popularity tops the list up.
-
-    Each source's full score vector (n_rows,) is left in `computed` for `explore` to reuse: one
-    pass over the catalogue's vectors per source and request.
-    """
-    served: list[tuple[int, float, str, Any]] = []
+    """Up to k rows: each source with a query vector in turn, then popularity tops the list up."""
+    served: list[Served] = []
     taken = set(exclude.tolist())
-    computed = {} if computed is None else computed
-    for source, vector in queries:
-        if vector is None or len(served) >= k:
+    for source in queries.sources:
+        if len(served) >= k:
+            break
+        vector = queries.vector(source)
+        if vector is None:
             continue
-        scores = source_scores(engine, source, vector, state, computed)
-        rows, top = top_excluding(scores, k - len(served), taken)
+        rows, top = search(source, vector).top(k - len(served), taken)
         served.extend((int(r), float(s), source, None) for r, s in zip(rows, top, strict=True))
         taken.update(rows.tolist())
     if len(served) < k:
@@ -45,15 +132,6 @@ def fill(
         rows, top = top_excluding(popularity, k - len(served), taken)
         served.extend((int(r), float(s), "popularity", None) for r, s in zip(rows, top, strict=True))
     return served
-
-def source_scores(
-    engine: Engine, source: str, vector: np.ndarray, state: ModelState | None, computed: dict[str, np.ndarray]
-) -> np.ndarray:
-    """Scores of `vector` against every catalogue row in `source`'s index, computed once."""
-    if source not in computed:
-        index = state.index if source == "model" and state is not None else engine.content_index
-        computed[source] = padded_scores(index, vector, engine.catalogue.n_rows)
-    return computed[source]
 
 
 def top_excluding(scores: np.ndarray, k: int, taken: set[int]) -> tuple[np.ndarray, np.ndarray]:
@@ -67,14 +145,13 @@ def top_excluding(scores: np.ndarray, k: int, taken: set[int]) -> tuple[np.ndarr
 
 def explore(
     engine: Engine,
-    served: list[tuple[int, float, str, Any]],
-    queries: list[tuple[str, np.ndarray | None]],
+    served: list[Served],
+    queries: Queries,
     k: int,
     exclude: np.ndarray,
-    state: ModelState | None,
+    search: Callable[[str, np.ndarray], SourceSearch],
     rng: np.random.Generator,
-    computed: dict[str, np.ndarray] | None = None,
-) -> list[tuple[int, float, str, Any]]:
+) -> list[Served]:
     """Replace about share*k slots with low-exposure rows chosen by Thompson sampling."""
     config = engine.config.exploration
     n_slots = n_explore_slots(config.share, min(k, len(served)), rng) if config.share > 0 else 0
@@ -83,14 +160,13 @@ def explore(
     n = engine.catalogue.n_rows
     impressions = engine.catalogue.impressions.view(n)
     clicks = engine.catalogue.clicks.view(n)
-    low = engine.catalogue.alive() & (impressions < config.max_impressions)
+    alive = engine.catalogue.alive()
+    low = alive & (impressions < config.max_impressions)
     kept = served[: len(served) - n_slots]
     blocked = set(exclude.tolist()) | {row for row, *_ in kept}
-    primary = next(((s, v) for s, v in queries if v is not None), None)
+    primary = queries.primary()
     if primary is not None:
-        relevance = source_scores(engine, primary[0], primary[1], state, {} if computed is None else computed)
-        scores = np.where(low, relevance[:n], -np.inf).astype(np.float32)
-        pool, _ = top_excluding(scores, config.pool, blocked)
+        pool = search(*primary).pool(low, alive, config.pool, blocked)
     else:
         # No signal about the person: any low-exposure item may be explored.
         candidates = np.setdiff1d(np.flatnonzero(low), np.fromiter(blocked, np.int64, len(blocked)))
@@ -100,7 +176,7 @@ def explore(
         return served
     positions = explore_positions(len(picks), min(k, len(served)))
     rest = iter(kept + [s for s in served[len(kept):] if s[0] not in {p.row for p in picks}])
-    out: list[tuple[int, float, str, Any]] = []
+    out: list[Served] = []
     explored = iter(picks)
     for position in range(min(k, len(served))):
         if position in positions:
@@ -109,3 +185,59 @@ def explore(
         else:
             out.append(next(rest))
     return out
+
+
+def recommend(engine: Engine, profile: Profile, k: int, *, exclude_seen: bool, explain: bool) -> RecommendationList:
+    """The top k for a profile through the fallback chain, with exploration slots; impressions logged."""
+    exclude = profile.seen if exclude_seen else np.empty(0, np.int64)
+    state = engine.model_state
+    queries = queries_for(engine, profile, state)
+    search = searches_for(engine, state)
+    rng = np.random.default_rng([engine.config.exploration.seed, next(engine._requests)])
+    served = fill(engine, queries, k, exclude, search)
+    served = explore(engine, served, queries, k, exclude, search, rng)
+    items = _scored(engine, served, profile, state, explain)
+    request_id = uuid.uuid4().hex
+    _log_impressions(engine, items, profile.user, request_id)
+    return RecommendationList(items, request_id, state.version if state else "content")
+
+
+def similar(engine: Engine, row: int, k: int, *, explain: bool) -> RecommendationList:
+    """Items closest to catalogue `row` (model space, else content), topped up by popularity."""
+    state = engine.model_state
+    anchor = np.array([row])
+    sources: list[tuple[str, Callable[[], np.ndarray | None]]] = []
+    if state is not None:
+        sources.append(("model", lambda: state.index.vectors(anchor)[0]))
+    sources.append(("content", lambda: engine.content_index.vectors(anchor)[0]))
+    served = fill(engine, Queries(sources), k, anchor, searches_for(engine, state))
+    profile = Profile(None, {}, None, anchor, np.ones(1, np.float32), anchor)
+    items = _scored(engine, served, profile, state, explain)
+    return RecommendationList(items, uuid.uuid4().hex, state.version if state else "content")
+
+
+def _scored(engine: Engine, served: list[Served], profile: Profile, state: ModelState | None, explain: bool) -> list[Scored]:
+    catalogue = engine.catalogue
+    return [
+        Scored(
+            catalogue.id_of(row),
+            catalogue.title_of(row),
+            score,
+            source,
+            explain_rows(engine, profile, row, source, state, extra) if explain else None,
+        )
+        for row, score, source, extra in served
+    ]
+
+
+def _log_impressions(engine: Engine, items: list[Scored], user: str | None, request_id: str) -> None:
+    if not items:
+        return
+    rows = engine.catalogue.rows([s.item for s in items])
+    with engine.catalogue.lock:
+        engine.catalogue.impressions.add(rows, 1.0)
+    if engine.config.log_impressions:
+        now = now_utc()
+        engine.impressions.add(
+            [ImpressionRecord(s.item, position, s.source, request_id, now, user) for position, s in enumerate(items)]
+        )

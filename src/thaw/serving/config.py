@@ -74,6 +74,20 @@ class ServeConfig:
     train_metric: str = "recall@20"  # compared before a retrained model replaces the live one
     train_tolerance: float = 0.0  # the new model may be at most this much worse
     threads: int = 1
+    # Vector indexes: exact NumPy scan below `ann_threshold` live items, FAISS HNSW from there on
+    # (an index switches once it grows past it). See docs/benchmarks/serving.md for the crossover.
+    ann_threshold: int = 100_000
+    hnsw_m: int = 32
+    hnsw_ef_construction: int = 200
+    hnsw_ef_search: int = 128
+    hnsw_threads: int = 1  # FAISS threads for building graphs (searches use one)
+    # Several workers on one store: each polls the store's change log this often and applies
+    # items that others added, changed or deleted; a full reconciliation runs every
+    # `resync_seconds` as a safety net; change-log rows older than `change_retention_seconds` go.
+    sync_seconds: float = 0.5
+    resync_seconds: float = 600.0
+    change_retention_seconds: float = 3600.0
+    history_cache_users: int = 10_000  # users whose history is kept between requests (0: none)
 
     def __post_init__(self) -> None:
         if not self.db_url:
@@ -90,9 +104,27 @@ class ServeConfig:
             raise ValueError("flush and refresh intervals must be > 0")
         if self.train_tolerance < 0:
             raise ValueError("train_tolerance must be >= 0")
+        if self.ann_threshold < 1:
+            raise ValueError(f"ann_threshold must be >= 1, got {self.ann_threshold}")
+        if self.hnsw_m < 2 or self.hnsw_ef_construction < 1 or self.hnsw_ef_search < 1 or self.hnsw_threads < 1:
+            raise ValueError("hnsw_m must be >= 2; hnsw_ef_construction, hnsw_ef_search and hnsw_threads >= 1")
+        if self.sync_seconds <= 0 or self.resync_seconds <= 0 or self.change_retention_seconds <= 0:
+            raise ValueError("sync_seconds, resync_seconds and change_retention_seconds must be > 0")
+        if self.history_cache_users < 0:
+            raise ValueError("history_cache_users must be >= 0")
         for key in self.read_keys | self.write_keys | self.admin_keys:
             if not key or any(c.isspace() for c in key):
                 raise ValueError("API keys must be non-empty and contain no whitespace")
+
+    @property
+    def hnsw_options(self) -> dict[str, int]:
+        """Keyword arguments for FaissHnswIndex / make_index."""
+        return {
+            "m": self.hnsw_m,
+            "ef_construction": self.hnsw_ef_construction,
+            "ef_search": self.hnsw_ef_search,
+            "n_threads": self.hnsw_threads,
+        }
 
     @property
     def auth_enabled(self) -> bool:
@@ -120,6 +152,7 @@ _ENV = {
     "THAW_WRITE_KEYS": "write_keys",
     "THAW_ADMIN_KEYS": "admin_keys",
     "THAW_EXPLORE_SHARE": "exploration.share",
+    "THAW_ANN_THRESHOLD": "ann_threshold",
 }
 
 
@@ -177,9 +210,14 @@ def _build(values: dict[str, Any], *, source: str) -> ServeConfig:
         for key in ("model_dir", "models_dir"):
             if key in top and top[key] is not None:
                 top[key] = Path(top[key])
-        for key in ("port", "workers", "threads", "default_k", "history_limit"):
+        for key in ("port", "workers", "threads", "default_k", "history_limit", "ann_threshold", "hnsw_m",
+                    "hnsw_ef_construction", "hnsw_ef_search", "hnsw_threads", "history_cache_users"):
             if key in top:
                 top[key] = int(top[key])
+        for key in ("impression_flush_seconds", "stats_refresh_seconds", "train_tolerance", "sync_seconds",
+                    "resync_seconds", "change_retention_seconds"):
+            if key in top:
+                top[key] = float(top[key])
         if "log_impressions" in top and isinstance(top["log_impressions"], str):
             top["log_impressions"] = top["log_impressions"].lower() in ("1", "true", "yes", "on")
         config = ServeConfig(**top)

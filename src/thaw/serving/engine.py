@@ -3,8 +3,11 @@
 Sources, in order: the trained model (when one is loaded), content similarity, popularity. A
 list is filled from the first source that has a signal for the person, then topped up by the
 next; every result says which source served it. About `exploration.share` of the slots go to
-low-exposure items chosen by Thompson sampling. Users' vectors are rebuilt from their stored
-events on every request, so an event counts on the very next request without retraining.
+low-exposure items chosen by Thompson sampling. A user's history is checked against the store on
+every request (people.py), so an event counts on the very next request without retraining.
+
+Indexes are exact below `ann_threshold` live items and FAISS HNSW from there on. Items other
+workers write reach this one through the store's change log (sync.py).
 """
 
 from __future__ import annotations
@@ -13,39 +16,35 @@ import itertools
 import logging
 import threading
 import time
-import uuid
-from collections import deque
-from collections.abc import Sequence
 from dataclasses import dataclass, field
+from datetime import timedelta
 from typing import Any
 
 import numpy as np
-import scipy.sparse as sp
 
-from thaw.data.dataset import EventArrays, ItemContent, UserContent
-from thaw.data.records import EVENT_TYPES, EventRecord, ImpressionRecord, ItemRecord, WriteResult, now_utc
+from thaw.data.dataset import ItemContent
+from thaw.data.records import EventRecord, ItemRecord, WriteResult, now_utc
 from thaw.data.store import Store
 from thaw.models.base import EmbeddingModel
-from thaw.serving.catalogue import Catalogue
+from thaw.serving.adaptive import index_from_matrix
+from thaw.serving.catalogue import Catalogue, fingerprint
+from thaw.serving.chain import RecommendationList, recommend, similar
 from thaw.serving.config import ServeConfig
-from thaw.serving.content import ContentSimilarity, normalise
-from thaw.serving.chain import explore, fill
+from thaw.serving.content import ContentSimilarity
+from thaw.serving.counts import Counters
 from thaw.serving.exploration import ImpressionLog
-from thaw.serving.index import ExactIndex
-from thaw.serving.ranking import Profile, Reason, Scored, explain_rows
+from thaw.serving.index import VectorIndex
+from thaw.serving.people import NotFoundError, People
+from thaw.serving.queries import queries_for
+from thaw.serving.ranking import Profile
+from thaw.serving.sync import ChangeFeed
 
 log = logging.getLogger(__name__)
 
 SOURCES = ("model", "content", "popularity", "exploration")
-
-
-class NotFoundError(LookupError):
-    """An id the store or the catalogue does not know."""
-
-    def __init__(self, kind: str, ids: Sequence[str]) -> None:
-        self.kind = kind
-        self.ids = list(ids)
-        super().__init__(f"unknown {kind} id(s): {', '.join(repr(i) for i in self.ids[:5])}")
+LOAD_BATCH = 5000
+PRUNE_SECONDS = 60.0
+__all__ = ["Engine", "ModelState", "NotFoundError", "RecommendationList", "SOURCES"]
 
 
 @dataclass(frozen=True)
@@ -54,17 +53,8 @@ class ModelState:
 
     version: str
     model: EmbeddingModel
-    index: ExactIndex
+    index: VectorIndex
     metrics: dict[str, float] = field(default_factory=dict)
-
-
-@dataclass(frozen=True)
-class RecommendationList:
-    """A served list, the request id its impressions are logged under, and the model version."""
-
-    items: list[Scored]
-    request_id: str
-    model_version: str
 
 
 class Engine:
@@ -76,58 +66,84 @@ class Engine:
         self.config = config
         self.catalogue = Catalogue()
         self.content = ContentSimilarity()
-        self.content_index = ExactIndex(encoder.dim)
+        self.content_index = self._index_of(np.zeros((0, encoder.dim), np.float32), np.zeros(0, bool))
         self.model_state: ModelState | None = None
         self.impressions = ImpressionLog(store.add_impressions, config.impression_flush_seconds)
+        self.counters = Counters(store, self.catalogue, config, self.impressions)
+        self.people = People(store, self.catalogue, config, self.encode_texts)
+        self.feed = ChangeFeed(store, self.reconcile_items)
         self._requests = itertools.count()
-        self._counts_dirty = threading.Event()
         self._stop = threading.Event()
-        self._refresher: threading.Thread | None = None
-        self.counts_refreshed_at = 0.0
+        self._worker: threading.Thread | None = None
+        self._swap_lock = threading.Lock()
+        self._model_writes: list[tuple[str, np.ndarray, ItemContent | None, list[str]]] | None = None
+        self.resynced_at = self.pruned_at = time.monotonic()
+
+    def _index_of(self, matrix: np.ndarray, alive: np.ndarray) -> VectorIndex:
+        config = self.config
+        return index_from_matrix(matrix, alive, ann_threshold=config.ann_threshold, **config.hnsw_options)
 
     # ------------------------------------------------------------------ lifecycle
     def load(self) -> None:
-        """Read and encode the whole catalogue, then the counters behind popularity and exploration."""
+        """Read and encode the whole catalogue, index it, then count popularity and exposure."""
         started = time.perf_counter()
+        position = self.store.last_change()  # changes from here on are replayed (idempotently)
+        rows: list[np.ndarray] = []
+        vectors: list[np.ndarray] = []
         batch: list[ItemRecord] = []
-        for record in self.store.iter_items():
-            batch.append(record)
-            if len(batch) == 5000:
-                self._index_items(batch)
+        for record in itertools.chain(self.store.iter_items(), [None]):
+            if record is not None:
+                batch.append(record)
+            if batch and (record is None or len(batch) == LOAD_BATCH):
+                content = self._item_content(batch)
+                ids = [r.id for r in batch]
+                vectors.append(self.content.encode_items(content, ids))
+                rows.append(self.catalogue.assign(ids, content.titles, _prints(batch)))
                 batch = []
-        self._index_items(batch)
-        self.refresh_counts()
+        matrix = np.zeros((self.catalogue.n_rows, self.encoder.dim), np.float32)  # (n_rows, d_text)
+        alive = np.zeros(self.catalogue.n_rows, bool)
+        for chunk_rows, chunk in zip(rows, vectors, strict=True):
+            matrix[chunk_rows] = chunk
+            alive[chunk_rows] = True
+        self.content_index = self._index_of(matrix, alive)
+        self.catalogue.activate(np.flatnonzero(alive))
+        self.feed.start_at(position)
+        self.counters.refresh()
         log.info(
             "catalogue loaded",
             extra={"items": len(self.catalogue), "seconds": round(time.perf_counter() - started, 3)},
         )
 
     def start(self) -> None:
-        """Start the impression writer and the counter refresher."""
+        """Start the impression writer and the background sync (change log, counters)."""
         if self.config.log_impressions:
             self.impressions.start()
-        self._refresher = threading.Thread(target=self._refresh_loop, name="thaw-counts", daemon=True)
-        self._refresher.start()
+        self._worker = threading.Thread(target=self._background, name="thaw-sync", daemon=True)
+        self._worker.start()
 
     def stop(self) -> None:
         """Stop background threads and write pending impressions."""
         self._stop.set()
-        if self._refresher is not None:
-            self._refresher.join(timeout=10)
+        if self._worker is not None:
+            self._worker.join(timeout=10)
         self.impressions.stop()
 
-    def _refresh_loop(self) -> None:
-        # Exact counts come back from the store every `stats_refresh_seconds`, or within a second
-        # when a batch held duplicates (then local increments could not be trusted).
-        while not self._stop.wait(1.0):
-            stale = time.monotonic() - self.counts_refreshed_at > self.config.stats_refresh_seconds
-            if self._counts_dirty.is_set() or stale:
-                try:
-                    if stale and self.config.workers > 1:
-                        self.sync_catalogue()
-                    self.refresh_counts()
-                except Exception:
-                    log.exception("count refresh failed")
+    def _background(self) -> None:
+        while not self._stop.wait(min(self.config.sync_seconds, 1.0)):
+            try:
+                now = time.monotonic()
+                if now - self.feed.polled_at >= self.config.sync_seconds:
+                    self.feed.poll()
+                if now - self.resynced_at > self.config.resync_seconds:
+                    self.resynced_at = now
+                    self.sync_catalogue()
+                if now - self.pruned_at > PRUNE_SECONDS:
+                    self.pruned_at = now
+                    self.store.prune_changes(now_utc() - timedelta(seconds=self.config.change_retention_seconds))
+                if self.counters.due():
+                    self.counters.refresh()
+            except Exception:
+                log.exception("background sync failed")
 
     # ------------------------------------------------------------------ model
     @property
@@ -136,22 +152,59 @@ class Engine:
         return state.version if state is not None else "content"
 
     def set_model(self, model: EmbeddingModel | None, version: str, metrics: dict[str, float]) -> None:
-        """Encode the live catalogue with `model` and swap it in atomically (None: content only)."""
+        """Encode the live catalogue with `model` and swap it in atomically (None: content only).
+
+        The catalogue is encoded and indexed without holding its lock (HNSW builds of big
+        catalogues take a while); writes made meanwhile are replayed into the new index before
+        the swap.
+        """
         if model is None:
             self.model_state = None
             return
-        with self.catalogue.lock:
-            live = self.catalogue.live_items()
-            index = ExactIndex(1, capacity=1)
-            if live:
-                records = {r.id: r for r in self.store.get_items([v.id for v in live])}
-                views = [v for v in live if v.id in records]
-                content = self._item_content([records[v.id] for v in views])
-                vectors = np.asarray(model.encode_items(content, [v.id for v in views]), np.float32)
-                index = ExactIndex(vectors.shape[1], capacity=self.catalogue.n_rows)
-                index.add(np.array([v.row for v in views], np.int64), vectors)
-            self.model_state = ModelState(version, model, index, dict(metrics))
+        with self._swap_lock:
+            with self.catalogue.lock:
+                live = self.catalogue.live_items()
+                n_rows = self.catalogue.n_rows
+                self._model_writes = []
+            try:
+                index = self._encode_catalogue(model, live, n_rows)
+                with self.catalogue.lock:
+                    for op, rows, content, ids in self._model_writes:
+                        if op == "add" and content is not None:
+                            index.add(rows, np.asarray(model.encode_items(content, ids), np.float32))
+                        else:
+                            index.remove(rows)
+                    self.model_state = ModelState(version, model, index, dict(metrics))
+            finally:
+                self._model_writes = None
         log.info("model swapped in", extra={"version": version, "items": len(index)})
+
+    def _encode_catalogue(self, model: EmbeddingModel, live: list[Any], n_rows: int) -> VectorIndex:
+        vectors: list[np.ndarray] = []
+        rows: list[int] = []
+        for start in range(0, len(live), LOAD_BATCH):
+            views = live[start : start + LOAD_BATCH]
+            records = {r.id: r for r in self.store.get_items([v.id for v in views])}
+            views = [v for v in views if v.id in records]
+            if views:
+                content = self._item_content([records[v.id] for v in views])
+                vectors.append(np.asarray(model.encode_items(content, [v.id for v in views]), np.float32))
+                rows.extend(v.row for v in views)
+        dim = vectors[0].shape[1] if vectors else self._model_dim(model)
+        matrix = np.zeros((n_rows, dim), np.float32)  # (n_rows, d_model)
+        alive = np.zeros(n_rows, bool)
+        if vectors:
+            matrix[rows] = np.concatenate(vectors)
+            alive[rows] = True
+        return self._index_of(matrix, alive)
+
+    def _model_dim(self, model: EmbeddingModel) -> int:
+        """Length of the model's item vectors, known before any item is (an empty catalogue)."""
+        dim = getattr(model, "dim", None)
+        if isinstance(dim, int) and dim > 0:
+            return dim
+        probe = self._item_content([ItemRecord("", "")])
+        return int(np.asarray(model.encode_items(probe, [""])).shape[1])
 
     # ------------------------------------------------------------------ catalogue
     def _item_content(self, records: list[ItemRecord]) -> ItemContent:
@@ -168,18 +221,38 @@ class Engine:
         return np.asarray(encode_cached(self.encoder, texts, self.store), np.float32)
 
     def _index_items(self, records: list[ItemRecord]) -> None:
-        if not records:
+        """Encode and index items whose content differs from what the catalogue holds."""
+        prints = _prints(records)
+        fresh = {r.id: (r, p) for r, p in zip(records, prints, strict=True) if self.catalogue.fingerprint_of(r.id) != p}
+        if not fresh:
             return
+        records = [r for r, _ in fresh.values()]
         content = self._item_content(records)
         ids = [r.id for r in records]
         content_vectors = self.content.encode_items(content, ids)
         with self.catalogue.lock:
-            rows = self.catalogue.assign(ids, [r.title for r in records])
-            self.content_index.add(rows, content_vectors)
             state = self.model_state
+            rows = self.catalogue.assign(ids, content.titles, [p for _, p in fresh.values()])
+            self.content_index.add(rows, content_vectors)
             if state is not None:
                 state.index.add(rows, np.asarray(state.model.encode_items(content, ids), np.float32))
+            if self._model_writes is not None:
+                self._model_writes.append(("add", rows, content, ids))
             self.catalogue.activate(rows)
+
+    def _unindex(self, item_ids: list[str]) -> int:
+        """Drop items from the catalogue and every index; returns how many were live."""
+        with self.catalogue.lock:
+            removed = [row for row in (self.catalogue.remove(i) for i in item_ids) if row is not None]
+            if removed:
+                rows = np.array(removed, np.int64)
+                self.content_index.remove(rows)
+                state = self.model_state
+                if state is not None:
+                    state.index.remove(rows)
+                if self._model_writes is not None:
+                    self._model_writes.append(("remove", rows, None, []))
+        return len(removed)
 
     def add_items(self, records: list[ItemRecord]) -> WriteResult:
         """Store items, then encode and index them: recommendable when this returns."""
@@ -201,218 +274,77 @@ class Engine:
         """Remove an item from the store and from every index."""
         if not self.store.delete_item(item_id):
             raise NotFoundError("item", [item_id])
-        with self.catalogue.lock:
-            row = self.catalogue.remove(item_id)
-            if row is not None:
-                self.content_index.remove(np.array([row]))
-                state = self.model_state
-                if state is not None:
-                    state.index.remove(np.array([row]))
+        self._unindex([item_id])
+
+    def reconcile_items(self, item_ids: list[str]) -> None:
+        """Bring these items in line with the store: index new or changed ones, drop deleted ones."""
+        stored = {r.id: r for r in self.store.get_items(item_ids)}
+        self._unindex([i for i in item_ids if i not in stored])
+        self._index_items([stored[i] for i in item_ids if i in stored])
+
+    def sync_catalogue(self) -> tuple[int, int]:
+        """Reconcile the whole catalogue with the store (the change log's safety net): (added, removed)."""
+        stored = {r.id: r for r in self.store.iter_items()}
+        added = sum(1 for i in stored if i not in self.catalogue)
+        removed = self._unindex([v.id for v in self.catalogue.live_items() if v.id not in stored])
+        self._index_items(list(stored.values()))
+        return added, removed
+
+    def catch_up(self, min_seconds: float = 0.05) -> None:
+        """Apply other workers' changes now unless the change log was read within `min_seconds`."""
+        if time.monotonic() - self.feed.polled_at >= min_seconds:
+            self.feed.poll()
 
     # ------------------------------------------------------------------ events and counters
     def add_events(self, records: list[EventRecord]) -> WriteResult:
         """Append events (idempotent by key) and update popularity and click counts."""
-        result = self.store.add_events(records)
-        if result.unchanged:
-            self._counts_dirty.set()  # which ones were duplicates is unknown: recount from the store
-            return result
-        rows = self.catalogue.rows([e.item for e in records])
-        if len(rows) == len(records):
-            weights = self._event_weights(records)
-            clicks = np.array([e.type in self.config.exploration.click_types for e in records], np.float64)
-            with self.catalogue.lock:
-                self.catalogue.popularity.add(rows, weights)
-                self.catalogue.clicks.add(rows, clicks)
-        return result
-
-    def _event_weights(self, records: Sequence[EventRecord]) -> np.ndarray:
-        n = len(records)
-        arrays = EventArrays(
-            np.zeros(n, np.int32),
-            np.zeros(n, np.int32),
-            np.array([EVENT_TYPES.index(e.type) for e in records], np.int8),
-            np.array([np.nan if e.value is None else e.value for e in records], np.float32),
-            np.zeros(n, np.int64),
-        )
-        return self.config.weights.of(arrays).astype(np.float64)
-
-    def sync_catalogue(self) -> tuple[int, int]:
-        """Index items other workers added and drop those they deleted: (added, removed)."""
-        stored = {r.id: r for r in self.store.iter_items()}
-        new = [r for i, r in stored.items() if i not in self.catalogue]
-        gone = [v.id for v in self.catalogue.live_items() if v.id not in stored]
-        self._index_items(new)
-        with self.catalogue.lock:
-            for item_id in gone:
-                row = self.catalogue.remove(item_id)
-                if row is not None:
-                    self.content_index.remove(np.array([row]))
-                    state = self.model_state
-                    if state is not None:
-                        state.index.remove(np.array([row]))
-        return len(new), len(gone)
+        return self.counters.add_events(records)
 
     def mark_counts_stale(self) -> None:
-        """Ask the refresher to recount from the store within a second (after deletes, say)."""
-        self._counts_dirty.set()
+        """Ask the background thread to recount from the store within a second (after deletes, say)."""
+        self.counters.dirty.set()
 
     def refresh_counts(self) -> None:
-        """Recount popularity, clicks and impressions from the store (exact; also syncs workers)."""
-        self._counts_dirty.clear()
-        if self.config.log_impressions:
-            self.impressions.flush()
-        weights = self.config.weights
-        totals = self.store.event_totals()
-        shown = self.store.impression_counts()
-        with self.catalogue.lock:
-            n = self.catalogue.n_rows
-            popularity = np.zeros(n)
-            clicks = np.zeros(n)
-            impressions = np.zeros(n)
-            for item, type_, count, value_sum in totals:
-                row = self.catalogue.row(item)
-                if row is None:
-                    continue
-                if type_ == "rating":
-                    popularity[row] += weights.rating * min(value_sum / weights.max_rating, count)
-                else:
-                    popularity[row] += getattr(weights, type_, 0.0) * count
-                if type_ in self.config.exploration.click_types:
-                    clicks[row] += count
-            for item, count in shown.items():
-                row = self.catalogue.row(item)
-                if row is not None:
-                    impressions[row] = count
-            all_rows = np.arange(n)
-            self.catalogue.popularity.set(all_rows, popularity)
-            self.catalogue.clicks.set(all_rows, clicks)
-            self.catalogue.impressions.set(all_rows, impressions)
-        self.counts_refreshed_at = time.monotonic()
+        """Recount popularity, clicks and impressions from the store now."""
+        self.counters.refresh()
 
     # ------------------------------------------------------------------ people
     def profile_of(self, user_id: str) -> Profile:
         """A stored user's attributes, text and recent history as catalogue rows and strengths."""
-        users = self.store.get_users([user_id])
-        if not users:
-            raise NotFoundError("user", [user_id])
-        user = users[0]
-        recent: deque[EventRecord] = deque(maxlen=self.config.history_limit)
-        seen: set[str] = set()
-        for event in self.store.iter_events(user=user_id):
-            recent.append(event)
-            seen.add(event.item)
-        rows, strengths = self._history(list(recent))
-        return Profile(user_id, user.attributes, user.text, rows, strengths, self.catalogue.rows(sorted(seen)))
+        return self.people.profile_of(user_id)
 
     def profile_new(self, attributes: dict[str, Any], liked: list[str], text: str | None) -> Profile:
-        """Someone not stored: attributes, a few liked items (each a purchase-strength signal), text."""
-        missing = [i for i in liked if i not in self.catalogue]
-        if missing:
-            raise NotFoundError("item", missing)
-        rows = self.catalogue.rows(list(dict.fromkeys(liked)))
-        strengths = np.full(len(rows), self.config.weights.purchase, np.float32)
-        return Profile(None, attributes, text, rows, strengths, rows)
-
-    def _history(self, events: list[EventRecord]) -> tuple[np.ndarray, np.ndarray]:
-        # Each item keeps its strongest event, as in the training matrix.
-        live = [e for e in events if e.item in self.catalogue]
-        if not live:
-            return np.empty(0, np.int64), np.empty(0, np.float32)
-        weights = self._event_weights(live)
-        best: dict[int, float] = {}
-        for event, weight in zip(live, weights, strict=True):
-            row = self.catalogue.row(event.item)
-            if row is not None and weight > best.get(row, -1.0):
-                best[row] = float(weight)
-        rows = np.fromiter(best.keys(), np.int64, len(best))
-        return rows, np.fromiter(best.values(), np.float32, len(best))
+        """Someone not stored: attributes, a few liked items, text (unknown items: NotFoundError)."""
+        try:
+            return self.people.profile_new(attributes, liked, text)
+        except NotFoundError:
+            self.catch_up()  # perhaps another worker just added them
+            return self.people.profile_new(attributes, liked, text)
 
     # ------------------------------------------------------------------ recommendations
     def recommend(self, profile: Profile, k: int, *, exclude_seen: bool = True, explain: bool = False) -> RecommendationList:
         """The top k for a profile through the fallback chain, with exploration slots."""
-        exclude = profile.seen if exclude_seen else np.empty(0, np.int64)
-        state = self.model_state
-        queries = self._queries(profile, state)
-        request_id = uuid.uuid4().hex
-        rng = np.random.default_rng([self.config.exploration.seed, next(self._requests)])
-        computed: dict[str, np.ndarray] = {}
-        served = fill(self, queries, k, exclude, state, computed)
-        served = explore(self, served, queries, k, exclude, state, rng, computed)
-        items = [
-            Scored(
-                self.catalogue.id_of(row),
-                self.catalogue.title_of(row),
-                score,
-                source,
-                explain_rows(self, profile, row, source, state, extra) if explain else None,
-            )
-            for row, score, source, extra in served
-        ]
-        self._log_impressions(items, profile.user, request_id)
-        return RecommendationList(items, request_id, state.version if state else "content")
+        return recommend(self, profile, k, exclude_seen=exclude_seen, explain=explain)
 
     def similar(self, item_id: str, k: int, *, explain: bool = False) -> RecommendationList:
         """Items closest to `item_id` (model space, else content), topped up by popularity."""
         row = self.catalogue.row(item_id)
         if row is None:
-            raise NotFoundError("item", [item_id])
-        state = self.model_state
-        queries: list[tuple[str, np.ndarray | None]] = []
-        if state is not None:
-            queries.append(("model", state.index.vectors(np.array([row]))[0]))
-        queries.append(("content", self.content_index.vectors(np.array([row]))[0]))
-        served = fill(self, queries, k, np.array([row]), state)
-        anchor = Profile(None, {}, None, np.array([row]), np.ones(1, np.float32), np.array([row]))
-        items = [
-            Scored(
-                self.catalogue.id_of(r),
-                self.catalogue.title_of(r),
-                score,
-                source,
-                explain_rows(self, anchor, r, source, state, extra) if explain else None,
-            )
-            for r, score, source, extra in served
-        ]
-        return RecommendationList(items, uuid.uuid4().hex, state.version if state else "content")
+            self.catch_up()  # perhaps another worker just added it
+            row = self.catalogue.row(item_id)
+            if row is None:
+                raise NotFoundError("item", [item_id])
+        return similar(self, row, k, explain=explain)
 
     def _queries(self, profile: Profile, state: ModelState | None) -> list[tuple[str, np.ndarray | None]]:
         """(source, user vector or None when the source has no signal), in fallback order."""
-        out: list[tuple[str, np.ndarray | None]] = []
-        has_history = len(profile.rows) > 0
-        text_vector = self.encode_texts([profile.text]) if profile.text else None  # (1, d)
-        if state is not None:
-            vector = None
-            if has_history or profile.attributes or profile.text:
-                # Only the history's own item vectors go in: column j of `history` is row j of
-                # `matrix`. A model that projects its whole item table per call (attention keys)
-                # then costs O(history), not O(catalogue).
-                inside = profile.rows < len(state.index.matrix())
-                rows, strengths = profile.rows[inside], profile.strengths[inside]
-                matrix = state.index.vectors(rows)  # (h, d_model)
-                history = sp.csr_matrix(strengths[None, :].astype(np.float32)) if len(rows) else sp.csr_matrix((1, 0), dtype=np.float32)
-                content = UserContent([profile.attributes], [profile.text], text_vectors=text_vector)
-                vector = np.asarray(
-                    state.model.encode_users(content, [profile.user or ""], history, matrix), np.float32
-                )[0]
-            out.append(("model", vector))
-        vector = None
-        if has_history or text_vector is not None:
-            history_vectors = self.content_index.vectors(profile.rows)  # (h, d)
-            content = UserContent([profile.attributes], [profile.text], text_vectors=text_vector)
-            history = sp.csr_matrix(profile.strengths[None, :]) if has_history else sp.csr_matrix((1, 0), dtype=np.float32)
-            vector = self.content.encode_users(content, ["" if profile.user is None else profile.user], history, history_vectors)[0]
-            vector = None if not np.any(vector) else vector
-        out.append(("content", vector))
-        return out
+        return list(queries_for(self, profile, state))
 
-    def _log_impressions(self, items: list[Scored], user: str | None, request_id: str) -> None:
-        if not items:
-            return
-        rows = self.catalogue.rows([s.item for s in items])
-        with self.catalogue.lock:
-            self.catalogue.impressions.add(rows, 1.0)
-        if self.config.log_impressions:
-            now = now_utc()
-            self.impressions.add(
-                [ImpressionRecord(s.item, position, s.source, request_id, now, user) for position, s in enumerate(items)]
-            )
+    @property
+    def counts_refreshed_at(self) -> float:
+        """When popularity and exposure were last recounted from the store (time.monotonic)."""
+        return self.counters.refreshed_at
+
+
+def _prints(records: list[ItemRecord]) -> list[str]:
+    return [fingerprint(r.title, r.text, r.attributes) for r in records]

@@ -23,6 +23,7 @@ class Profile:
     rows: np.ndarray  # (h,) int64 catalogue rows of the recent history
     strengths: np.ndarray  # (h,) float32 strongest event weight per row
     seen: np.ndarray  # (s,) int64 rows of every item the person interacted with
+    text_vector: np.ndarray | None = None  # (1, d) pretrained vector of `text`, when already encoded
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,165 @@
+"""Who a list is for: stored users' profiles (history read once, then cached), and new people.
+
+A stored user's profile needs their attributes, their recent history and every item they ever
+interacted with. The history is read from the store once and cached per user under a version key
+(internal id, number of events, last event id) that one indexed query returns with the user row on
+every request: a new event, a deleted user or a re-created one changes the key, so the cache never
+serves stale history, whichever worker wrote the change.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import OrderedDict, deque
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from thaw.data.dataset import EventArrays
+from thaw.data.records import EVENT_TYPES
+from thaw.data.store import Store
+from thaw.serving.catalogue import Catalogue
+from thaw.serving.config import ServeConfig
+from thaw.serving.ranking import Profile
+
+_TYPE_INDEX = {name: n for n, name in enumerate(EVENT_TYPES)}
+
+
+class NotFoundError(LookupError):
+    """An id the store or the catalogue does not know."""
+
+    def __init__(self, kind: str, ids: list[str]) -> None:
+        self.kind = kind
+        self.ids = list(ids)
+        super().__init__(f"unknown {kind} id(s): {', '.join(repr(i) for i in self.ids[:5])}")
+
+
+@dataclass(frozen=True)
+class History:
+    """A user's recent history as item ids, ready to map onto catalogue rows."""
+
+    key: tuple[int, int, int]  # (internal id, events, last event id) when it was read
+    items: list[str]  # distinct items of the `history_limit` latest events, by first occurrence
+    strengths: np.ndarray  # (h,) float32: each item's strongest event weight
+    seen: list[str]  # every item the user ever interacted with, sorted
+    text: str | None = None  # the text `text_vector` encodes
+    text_vector: np.ndarray | None = None  # (1, d)
+
+
+class HistoryCache:
+    """Least-recently-used histories of up to `capacity` users."""
+
+    def __init__(self, capacity: int) -> None:
+        self.capacity = capacity
+        self._entries: OrderedDict[str, History] = OrderedDict()
+        self._lock = threading.Lock()
+        self.hits = 0
+        self.misses = 0
+
+    def get(self, user_id: str, key: tuple[int, int, int]) -> History | None:
+        with self._lock:
+            entry = self._entries.get(user_id)
+            if entry is None or entry.key != key:
+                self.misses += 1
+                return None
+            self._entries.move_to_end(user_id)
+            self.hits += 1
+            return entry
+
+    def put(self, user_id: str, entry: History) -> None:
+        if self.capacity == 0:
+            return
+        with self._lock:
+            self._entries[user_id] = entry
+            self._entries.move_to_end(user_id)
+            while len(self._entries) > self.capacity:
+                self._entries.popitem(last=False)
+
+    def forget(self, user_id: str) -> None:
+        with self._lock:
+            self._entries.pop(user_id, None)
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+
+def event_weights(types: list[str], values: list[float | None], config: ServeConfig) -> np.ndarray:
+    """Strength of each event, as in the training matrix: (n,) float32."""
+    n = len(types)
+    arrays = EventArrays(
+        np.zeros(n, np.int32),
+        np.zeros(n, np.int32),
+        np.fromiter((_TYPE_INDEX[t] for t in types), np.int8, n),
+        np.fromiter((np.nan if v is None else v for v in values), np.float32, n),
+        np.zeros(n, np.int64),
+    )
+    return config.weights.of(arrays)
+
+
+class People:
+    """Profiles for stored users (cached histories) and for people not stored."""
+
+    def __init__(
+        self,
+        store: Store,
+        catalogue: Catalogue,
+        config: ServeConfig,
+        encode_texts: Callable[[list[str]], np.ndarray],
+    ) -> None:
+        self.store = store
+        self.catalogue = catalogue
+        self.config = config
+        self.encode_texts = encode_texts
+        self.cache = HistoryCache(config.history_cache_users)
+
+    def profile_of(self, user_id: str) -> Profile:
+        """A stored user's attributes, text and recent history as catalogue rows and strengths."""
+        found = self.store.user_version(user_id)
+        if found is None:
+            self.cache.forget(user_id)
+            raise NotFoundError("user", [user_id])
+        user, key = found
+        history = self.cache.get(user_id, key)
+        if history is None:
+            # The events are read after the key: they are at least as new as it.
+            history = self._read(key)
+        if user.text and (history.text != user.text or history.text_vector is None):
+            history = History(key, history.items, history.strengths, history.seen, user.text, self.encode_texts([user.text]))
+        self.cache.put(user_id, history)
+        rows, live = self.catalogue.rows_of(history.items)
+        seen, _ = self.catalogue.rows_of(history.seen)
+        return Profile(
+            user_id,
+            user.attributes,
+            user.text,
+            rows,
+            history.strengths[live],
+            seen,
+            history.text_vector if user.text else None,
+        )
+
+    def _read(self, key: tuple[int, int, int]) -> History:
+        events = self.store.user_events(key[0])  # (item, type, value) in time order
+        recent = deque(events, maxlen=self.config.history_limit)
+        seen = sorted({item for item, _, _ in events})
+        if not recent:
+            return History(key, [], np.empty(0, np.float32), seen)
+        weights = event_weights([t for _, t, _ in recent], [v for _, _, v in recent], self.config)
+        # Each item keeps its strongest event, at the place of its first one (as in training).
+        best: dict[str, float] = {}
+        for (item, _, _), weight in zip(recent, weights.tolist(), strict=True):
+            if weight > best.get(item, -1.0):
+                best[item] = weight
+        return History(key, list(best), np.fromiter(best.values(), np.float32, len(best)), seen)
+
+    def profile_new(self, attributes: dict[str, Any], liked: list[str], text: str | None) -> Profile:
+        """Someone not stored: attributes, a few liked items (each a purchase-strength signal), text."""
+        missing = [i for i in liked if i not in self.catalogue]
+        if missing:
+            raise NotFoundError("item", missing)
+        rows = self.catalogue.rows(list(dict.fromkeys(liked)))
+        strengths = np.full(len(rows), self.config.weights.purchase, np.float32)
+        text_vector = self.encode_texts([text]) if text else None
+        return Profile(None, attributes, text, rows, strengths, rows, text_vector)
