@@ -46,6 +46,10 @@ bench-quality: setup  ## every baseline, ml-100k + citeulike-a, all scenarios, 5
 bench-quality-smoke: setup  ## the CI-sized version (ml-100k, 1 fold) into var/bench-smoke
 	$(BIN)/python bench/bench_quality.py --smoke --results var/bench-smoke/results --docs var/bench-smoke/quality.md --db-dir var/bench-smoke/db
 
+.PHONY: bench-fairness
+bench-fairness: setup  ## cold-item exposure vs accuracy of the re-rankings (ml-100k 5 folds, citeulike-a 2) -> bench/results/fairness.json, docs/benchmarks/fairness.md
+	$(BIN)/python bench/bench_fairness.py
+
 .PHONY: bench-ann
 bench-ann: setup  ## HNSW vs exact scan on a synthetic 1M x 64-d catalogue -> bench/results/ann.json, docs/benchmarks/ann.md
 	$(BIN)/python bench/bench_ann.py

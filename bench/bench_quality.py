@@ -46,7 +46,7 @@ OPTIONS: dict[str, dict[str, dict[str, Any]]] = {
     },
 }
 SMOKE_OPTIONS = {"seed": {"max_epochs": 1, "n_val_users": 100}}
-TABLE = ("recall@10", "recall@20", "recall@50", "ndcg@20", "mrr", "auc", "coverage@20")
+TABLE = ("recall@10", "recall@20", "recall@50", "ndcg@20", "mrr", "auc", "coverage@20", "cold_exposure@20", "gini@20")
 PUBLISHED = """\
 Published CiteULike cold-item numbers (LLM-InS paper, Table 1, MF backbone; same protocol:
 20% cold items, 8:1:1 warm, full ranking, cold candidates = all non-warm items) use 300-d
@@ -59,6 +59,18 @@ vectors of title *and abstract*; here only titles exist, so content is weaker th
 | ALDI | .2684 | .1550 | .2838 | .1618 |
 | LLM-InS | .3335 | .1944 | .3058 | .2213 |
 """
+
+
+EXPOSURE_TEXT = (
+    "Exposure (list metrics, pooled over every test user's top-20 of a fold): coverage@20 = distinct",
+    "listed items / candidate items; cold_exposure@20 = share of slots showing a cold item (no",
+    "training interaction; trivially 1 in a cold-item `cold` ranking and 0 in a `warm` one);",
+    "gini@20 = Gini coefficient of the recommendation counts over all candidate items (never-shown",
+    "ones count 0): with counts c sorted ascending, G = Σ_j (2j − n − 1) c_(j) / (n Σ c), 0 = every",
+    "candidate shown equally often. The JSON also holds mean_popularity@K (mean training popularity",
+    "of shown items) and, in the `overall` ranking, cold_recall@K / warm_recall@K (recall over the",
+    "user's cold / warm test items). Re-ranking for cold exposure: docs/benchmarks/fairness.md.",
+)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -275,6 +287,8 @@ def _document(command: str, total: float, cpu: float, timings: dict[str, Any], s
         "interaction counts as a positive (MovieLens ratings 1-5 alike). Mean ± sample std over folds;",
         "paired t-test on fold means and Wilcoxon signed-rank on per-user values pooled over folds,",
         "against the best baseline (no multiple-comparison correction).",
+        "",
+        *EXPOSURE_TEXT,
         "",
         f"Text vectors: `{encoder}` over item titles (MovieLens: title; CiteULike: title only, no",
         "abstracts). `content-knn` uses them; `content-knn-tfidf` uses TF-IDF of the same titles.",

@@ -174,6 +174,8 @@ def test_spec_parsing() -> None:
     assert RerankSpec.parse("cold-boost=1.5") == RerankSpec("cold-boost", 1.5, 20)
     assert RerankSpec.parse("cold-share=0.2, k=10") == RerankSpec("cold-share", 0.2, 10)
     assert RerankSpec.parse("cold-share=0.2,k=10").label == "cold-share=0.2,k=10"
+    assert RerankSpec.parse("cold-share") == RerankSpec("cold-share", 0.1, 20)  # the validated default
+    assert RerankSpec.parse("cold-share,k=10") == RerankSpec("cold-share", 0.1, 10)
     for bad, message in [("cold-boost", "METHOD=STRENGTH"), ("warm-boost=1", "one of"),
                          ("cold-boost=-1", ">= 0"), ("cold-share=1.5", r"\[0, 1\]"),
                          ("cold-share=0.2,n=3", "only k"), ("cold-boost=lots", "not a number")]:

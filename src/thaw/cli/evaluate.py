@@ -66,8 +66,9 @@ def evaluate(
         typer.Option(
             help="Re-rank every model's scores for cold-item exposure: cold-boost=LAMBDA (add LAMBDA "
             "to cold items' per-user standardised scores) or cold-share=RHO[,k=K] (at least "
-            "ceil(RHO*K) cold items in each top-K list, K=20 by default); none = off. A single "
-            "model: --model-option MODEL.rerank=SPEC. See docs/benchmarks/fairness.md."
+            "ceil(RHO*K) cold items in each top-K list, K=20 by default; a bare cold-share is "
+            "RHO=0.1, chosen on validation); none = off. A single model: --model-option "
+            "MODEL.rerank=SPEC. See docs/benchmarks/fairness.md."
         ),
     ] = None,
     dataset: Annotated[str | None, typer.Option(help="Dataset label in reports")] = None,

@@ -31,6 +31,11 @@ import scipy.sparse as sp
 from thaw.models.base import FitData, Recommender
 
 METHODS: tuple[str, ...] = ("cold-boost", "cold-share")
+DEFAULT_COLD_SHARE = 0.1
+"""ρ of a bare `cold-share`: the largest swept share that kept >= 95% of the un-re-ranked
+validation Recall@20 (overall ranking, cold-item) for content-knn, ALS and thaw on MovieLens
+100K and CiteULike (docs/benchmarks/fairness.md). No λ is that safe across models, so a bare
+`cold-boost` is an error."""
 
 
 @dataclass(frozen=True)
@@ -53,9 +58,11 @@ class RerankSpec:
 
     @classmethod
     def parse(cls, text: str) -> RerankSpec:
-        """`cold-boost=1.5`, `cold-share=0.2` or `cold-share=0.2,k=10`."""
+        """`cold-boost=1.5`, `cold-share=0.2`, `cold-share=0.2,k=10`; bare `cold-share` is ρ = 0.1."""
         head, *rest = [part.strip() for part in text.split(",")]
         method, sep, value = head.partition("=")
+        if not sep and method.strip() == "cold-share":
+            sep, value = "=", str(DEFAULT_COLD_SHARE)
         if not sep:
             raise ValueError(f"rerank {text!r}: expected METHOD=STRENGTH[,k=K], e.g. cold-share=0.2")
         k = 20
