@@ -15,7 +15,7 @@ from datetime import datetime
 from importlib import resources
 from typing import Any
 
-from sqlalchemy import Connection, create_engine, delete, event, func, insert, select, update
+from sqlalchemy import Connection, bindparam, create_engine, delete, event, func, insert, select, update
 from sqlalchemy.engine import Engine, make_url
 from sqlalchemy.pool import StaticPool
 
@@ -396,36 +396,19 @@ class Store:
     def user_version(self, user_id: str) -> tuple[UserRecord, tuple[int, int, int]] | None:
         """A user and a key that changes whenever their events do: (internal id, events, last event id).
 
-        One indexed query; None for an unknown user.
+        One indexed query (built once: this runs on every recommendation request); None for an
+        unknown user.
         """
-        counted = (
-            select(func.count(Event.id), func.coalesce(func.max(Event.id), 0))
-            .where(Event.user_id == User.id)
-            .correlate(User)
-        )
-        query = select(
-            User.id,
-            *_USER_COLUMNS,
-            counted.with_only_columns(func.count(Event.id)).scalar_subquery(),
-            counted.with_only_columns(func.coalesce(func.max(Event.id), 0)).scalar_subquery(),
-        ).where(User.external_id == user_id)
         with self.engine.connect() as conn:
-            row = conn.execute(query).one_or_none()
+            row = conn.execute(_USER_VERSION, {"user_id": user_id}).one_or_none()
         if row is None:
             return None
-        return _user_record(row), (int(row[0]), int(row[-2]), int(row[-1]))
+        return _user_record(row), (int(row.id), int(row.n_events), int(row.last_event))
 
     def user_events(self, user_pk: int) -> list[tuple[str, str, float | None]]:
         """A user's real events in time order as (item id, type, value), by internal id (see user_version)."""
-        query = (
-            select(Item.external_id, Event.type, Event.value)
-            .select_from(Event)
-            .join(Item, Item.id == Event.item_id)
-            .where(Event.user_id == user_pk, Event.generated.is_(False))
-            .order_by(Event.timestamp, Event.id)
-        )
         with self.engine.connect() as conn:
-            return [(item, type_, value) for item, type_, value in conn.execute(query)]
+            return [(item, type_, value) for item, type_, value in conn.execute(_USER_EVENTS, {"user_pk": user_pk})]
 
 
 class StoreWriter:
@@ -546,8 +529,6 @@ class StoreWriter:
         for chunk in _chunks(new, 5000):
             self.conn.execute(statement, list(chunk))
         if changed:
-            from sqlalchemy import bindparam
-
             self.conn.execute(
                 update(table)
                 .where(table.id == bindparam("pk"))
@@ -631,3 +612,23 @@ def _item_record(row: Any) -> ItemRecord:
         dict(row.derived or {}),
         row.created_at,
     )
+
+
+# Statements of the serving hot path, built once (building a select costs more than running it).
+_USER_VERSION = select(
+    User.id,
+    *_USER_COLUMNS,
+    select(func.count(Event.id)).where(Event.user_id == User.id).correlate(User).scalar_subquery().label("n_events"),
+    select(func.coalesce(func.max(Event.id), 0))
+    .where(Event.user_id == User.id)
+    .correlate(User)
+    .scalar_subquery()
+    .label("last_event"),
+).where(User.external_id == bindparam("user_id"))
+_USER_EVENTS = (
+    select(Item.external_id, Event.type, Event.value)
+    .select_from(Event)
+    .join(Item, Item.id == Event.item_id)
+    .where(Event.user_id == bindparam("user_pk"), Event.generated.is_(False))
+    .order_by(Event.timestamp, Event.id)
+)
