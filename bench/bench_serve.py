@@ -1,14 +1,17 @@
 """Serving benchmark: latency and throughput of recommendations, and freshness of new items.
 
-    make bench-serve            # = python bench/bench_serve.py
+    make bench-serve                      # = python bench/bench_serve.py (1 and 2 workers)
+    python bench/bench_serve.py --crossover   # also: exact scan vs HNSW on the model's vectors
 
 Starts `thaw serve` over a CiteULike store (16,980 items) with a trained model in its own
 process, drives it from a separate load process on loopback (wrk, else bench/loadgen/pyload.py)
-and measures:
+and measures, for each worker count:
   - known users   GET  /users/{id}/recommendations?k=10
   - new users     POST /recommendations {"liked_items": [3 random items], "k": 10}
   - similar items GET  /items/{id}/similar?k=10
   - freshness     POST /items returns -> the item is in a matching user's recommendations
+With --crossover it also times the exact scan against the HNSW index on the model's item vectors,
+resampled to larger catalogues, to place `ann_threshold`.
 Writes bench/results/serve.json and docs/benchmarks/serving.md.
 """
 
@@ -19,6 +22,7 @@ import json
 import os
 import platform
 import shutil
+import socket
 import subprocess
 import sys
 import tempfile
@@ -41,22 +45,30 @@ SCENARIOS = {
 
 
 def prepare(db: Path, model: Path, train_seconds: int) -> None:
-    """Ingest CiteULike and train a model once; later runs reuse both."""
+    """Ingest CiteULike and train a model once; later runs reuse both (retraining a stale model)."""
     url = f"sqlite:///{db}"
     if not db.exists():
         subprocess.run([*THAW, "ingest", "citeulike-a", "--db", url], check=True)
+    if (model / "meta.json").exists() and not _loads(model):
+        print(f"{model} does not load with the current model code: retraining it", flush=True)
+        shutil.rmtree(model)
     if not (model / "meta.json").exists():
         config = db.parent / "bench-train.toml"
         config.write_text(f"[train]\nmax_seconds = {train_seconds}\nepochs = 30\n")
         subprocess.run([*THAW, "train", "--db", url, "--out", str(model), "--config", str(config)], check=True)
 
 
-def start_server(db: Path, model: Path | None, port: int, workers: int, log: Path, explore: float) -> subprocess.Popen:
+def _loads(model: Path) -> bool:
+    probe = "import sys; from thaw.training import checkpoint; checkpoint.load(sys.argv[1])"
+    return subprocess.run([sys.executable, "-c", probe, str(model)], capture_output=True).returncode == 0
+
+
+def start_server(db: Path, model: Path | None, port: int, workers: int, log: Path, explore: float, env: dict) -> subprocess.Popen:
     command = [*THAW, "serve", "--db", f"sqlite:///{db}", "--port", str(port), "--workers", str(workers),
                "--log-level", "warning", "--explore-share", str(explore)]
     if model is not None:
         command += ["--model", str(model)]
-    env = {**os.environ, "HF_HUB_OFFLINE": "1", "THAW_READ_KEYS": "", "THAW_WRITE_KEYS": "", "THAW_ADMIN_KEYS": ""}
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "THAW_READ_KEYS": "", "THAW_WRITE_KEYS": "", "THAW_ADMIN_KEYS": "", **env}
     process = subprocess.Popen(command, env=env, stdout=log.open("w"), stderr=subprocess.STDOUT)
     deadline = time.monotonic() + 600
     while time.monotonic() < deadline:
@@ -64,7 +76,7 @@ def start_server(db: Path, model: Path | None, port: int, workers: int, log: Pat
             raise RuntimeError(f"server exited:\n{log.read_text()[-3000:]}")
         try:
             if httpx.get(f"http://127.0.0.1:{port}/health", timeout=2).status_code == 200:
-                time.sleep(1.0)
+                time.sleep(1.0 + 2.0 * (workers > 1))  # every worker up, not just the first
                 if process.poll() is not None:  # another server holds the port: ours failed to bind
                     raise RuntimeError(f"port {port} is taken by another server:\n{log.read_text()[-2000:]}")
                 return process
@@ -75,10 +87,18 @@ def start_server(db: Path, model: Path | None, port: int, workers: int, log: Pat
 
 
 def cpu_seconds(pid: int) -> float:
-    """User + system CPU time of a process and its children so far (Linux /proc)."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    """User + system CPU time of a process and its live children (uvicorn's workers) so far (Linux /proc)."""
     ticks = os.sysconf("SC_CLK_TCK")
-    return sum(int(fields[i]) for i in (11, 12, 13, 14)) / ticks
+    total = 0.0
+    children = Path(f"/proc/{pid}/task/{pid}/children")
+    pids = [pid] + [int(c) for c in children.read_text().split()] if children.exists() else [pid]
+    for p in pids:
+        try:
+            fields = Path(f"/proc/{p}/stat").read_text().rsplit(")", 1)[1].split()
+        except FileNotFoundError:
+            continue
+        total += sum(int(fields[i]) for i in (11, 12)) / ticks
+    return total
 
 
 def load(url: str, scenario: str, ids: list[str], connections: int, duration: int, tool: str, tmp: Path, pid: int | None = None) -> dict:
@@ -148,6 +168,89 @@ def freshness(url: str, titles: dict[str, str], trials: int, seed: int) -> dict:
     }
 
 
+def run_workers(args: argparse.Namespace, workers: int, titles: dict[str, str], users: list[str], tool: str) -> dict:
+    """Start a server with `workers` processes, run every scenario and the freshness trials."""
+    port = _free_port() if args.port == 0 else args.port
+    url = f"http://127.0.0.1:{port}"
+    env = {"THAW_ANN_THRESHOLD": str(args.ann_threshold)} if args.ann_threshold else {}
+    started = time.perf_counter()
+    server = start_server(args.db, None if args.no_model else args.model, port, workers,
+                          args.db.parent / f"bench-serve-{workers}.log", args.explore_share, env)
+    startup = time.perf_counter() - started
+    try:
+        health = httpx.get(url + "/health").json()
+        results: dict[str, dict] = {}
+        with tempfile.TemporaryDirectory() as tmp:
+            for scenario in SCENARIOS:
+                ids = users if scenario == "known" else sorted(titles)
+                load(url, scenario, ids, args.connections, 3, tool, Path(tmp))  # warm-up
+                results[scenario] = load(url, scenario, ids, args.connections, args.duration, tool, Path(tmp), server.pid)
+                print(workers, scenario, results[scenario], flush=True)
+        fresh = freshness(url, titles, args.freshness_trials, seed=0)
+        print(workers, "freshness", fresh, flush=True)
+    finally:
+        server.terminate()
+        server.wait(30)
+    return {"workers": workers, "server_startup_s": round(startup, 1), "items": health["items"],
+            "model_version": health["model_version"], "scenarios": results, "freshness": fresh}
+
+
+def crossover(db: Path, model: Path, sizes: list[int], seed: int = 0) -> list[dict]:
+    """Exact scan vs HNSW (serving defaults) at several catalogue sizes, on the model's own vectors.
+
+    Catalogues above 16,980 items are the real item vectors resampled with small Gaussian noise
+    (a tenth of each coordinate's spread); queries are 300 real users' vectors.
+    """
+    import threadpoolctl
+
+    from thaw.data.store import Store
+    from thaw.encoders import load_encoder
+    from thaw.serving.ann import FaissHnswIndex
+    from thaw.serving.config import ServeConfig
+    from thaw.serving.engine import Engine
+    from thaw.serving.index import inner_products, top_k
+    from thaw.serving.models import load_checkpoint
+
+    threadpoolctl.threadpool_limits(1)
+    trained, _ = load_checkpoint(model)
+    with Store(f"sqlite:///{db}") as store:
+        config = ServeConfig(db_url=store.url, log_impressions=False)
+        engine = Engine(store, load_encoder(trained.config_.encoder or "minilm", threads=1), config)
+        engine.load()
+        engine.set_model(trained, "bench", {})
+        items = np.array(engine.model_state.index.matrix())  # (16980, d_model)
+        rng = np.random.default_rng(seed)
+        people = rng.choice(sorted({e.user for e in store.iter_events()}), 300, replace=False)
+        queries = np.array([engine._queries(engine.profile_of(str(u)), engine.model_state)[0][1] for u in people])
+    defaults = ServeConfig()
+    out = []
+    for n in sizes:
+        matrix = items if n <= len(items) else items[rng.integers(len(items), size=n)] + (
+            0.1 * items.std(axis=0) * rng.standard_normal((n, items.shape[1]))
+        ).astype(np.float32)
+        matrix = np.ascontiguousarray(matrix[:n], np.float32)
+        started = time.perf_counter()
+        ann = FaissHnswIndex.from_matrix(matrix, np.ones(n, bool), **defaults.hnsw_options)
+        build = time.perf_counter() - started
+        exact_ms, ann_ms, recall = [], [], []
+        for query in queries:
+            t0 = time.perf_counter()
+            truth, _ = top_k(inner_products(matrix, query), 10)
+            t1 = time.perf_counter()
+            found, _ = ann.search(query[None], 10)
+            t2 = time.perf_counter()
+            exact_ms.append((t1 - t0) * 1000)
+            ann_ms.append((t2 - t1) * 1000)
+            recall.append(len(set(truth.tolist()) & set(found[0].tolist())) / 10)
+        row = {"items": n, "dim": int(matrix.shape[1]), "hnsw_build_s": round(build, 1), "recall_at_10": round(float(np.mean(recall)), 4),
+               "exact_p50_ms": round(float(np.percentile(exact_ms, 50)), 3), "exact_p99_ms": round(float(np.percentile(exact_ms, 99)), 3),
+               "hnsw_p50_ms": round(float(np.percentile(ann_ms, 50)), 3), "hnsw_p99_ms": round(float(np.percentile(ann_ms, 99)), 3),
+               "load_average_1min": round(os.getloadavg()[0], 2)}
+        print("crossover", row, flush=True)
+        out.append(row)
+    return out
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--db", type=Path, default=ROOT / "var/bench-citeulike.sqlite")
@@ -155,11 +258,13 @@ def main() -> None:
     parser.add_argument("--no-model", action="store_true", help="serve content similarity + popularity only")
     parser.add_argument("--train-seconds", type=int, default=300)
     parser.add_argument("--port", type=int, default=0, help="default: a free port")
-    parser.add_argument("--workers", type=int, default=1)
+    parser.add_argument("--workers", default="1,2", help="worker counts to run, comma-separated")
     parser.add_argument("--connections", type=int, default=4)
     parser.add_argument("--duration", type=int, default=20)
     parser.add_argument("--explore-share", type=float, default=0.1)
+    parser.add_argument("--ann-threshold", type=int, default=0, help="serve with this ann_threshold (default: the setting's)")
     parser.add_argument("--freshness-trials", type=int, default=30)
+    parser.add_argument("--crossover", action="store_true", help="also time exact vs HNSW at 17k, 50k, 100k, 200k items")
     parser.add_argument("--loadgen", choices=["auto", "wrk", "python"], default="auto")
     parser.add_argument("--out", type=Path, default=ROOT / "bench/results/serve.json")
     parser.add_argument("--doc", type=Path, default=ROOT / "docs/benchmarks/serving.md")
@@ -173,47 +278,21 @@ def main() -> None:
     with Store(f"sqlite:///{args.db}", migrate=True) as store:
         titles = {i.id: i.title for i in store.iter_items()}
         users = sorted({e.user for e in store.iter_events()})
-    model = None if args.no_model else args.model
-    if args.port == 0:
-        import socket
-
-        with socket.socket() as sock:
-            sock.bind(("127.0.0.1", 0))
-            args.port = sock.getsockname()[1]
-    log = args.db.parent / "bench-serve.log"
-    url = f"http://127.0.0.1:{args.port}"
-    started = time.perf_counter()
-    server = start_server(args.db, model, args.port, args.workers, log, args.explore_share)
-    startup = time.perf_counter() - started
-    try:
-        health = httpx.get(url + "/health").json()
-        results: dict[str, dict] = {}
-        with tempfile.TemporaryDirectory() as tmp:
-            for scenario in SCENARIOS:
-                ids = users if scenario == "known" else sorted(titles)
-                load(url, scenario, ids, args.connections, 3, tool, Path(tmp))  # warm-up
-                results[scenario] = load(url, scenario, ids, args.connections, args.duration, tool, Path(tmp), server.pid)
-                print(scenario, results[scenario], flush=True)
-        fresh = freshness(url, titles, args.freshness_trials, seed=0)
-        print("freshness", fresh, flush=True)
-    finally:
-        server.terminate()
-        server.wait(30)
+    previous = json.loads(args.out.read_text()) if args.out.exists() else {}
+    runs = [run_workers(args, int(w), titles, users, tool) for w in args.workers.split(",")]
     report = {
         "command": "make bench-serve  (python bench/bench_serve.py " + " ".join(sys.argv[1:]) + ")",
         "dataset": "citeulike-a",
-        "items": health["items"],
-        "model_version": health["model_version"],
-        "workers": args.workers,
         "connections": args.connections,
         "duration_s": args.duration,
         "explore_share": args.explore_share,
+        "ann_threshold": args.ann_threshold or None,
         "load_generator": tool,
-        "server_startup_s": round(startup, 1),
         "cpu": platform.processor() or platform.machine(),
         "cores": os.cpu_count(),
-        "scenarios": results,
-        "freshness": fresh,
+        "runs": runs,
+        "crossover": crossover(args.db, args.model, [16980, 50_000, 100_000, 200_000]) if args.crossover
+        else previous.get("crossover"),
     }
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(report, indent=2) + "\n")
@@ -221,40 +300,71 @@ def main() -> None:
     print(f"wrote {args.out} and {args.doc}")
 
 
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
 def write_doc(path: Path, report: dict) -> None:
-    rows = "\n".join(
-        f"| {SCENARIOS[name]} | {r['throughput_rps']:.0f} | {r['p50_ms']:.1f} | {r['p90_ms']:.1f} | "
-        f"{r['p99_ms']:.1f} | {r['requests']} | {r['errors'] + r['non_2xx']} | {r['server_cpu_ms_per_request']:.2f} | "
-        f"{r['server_cpu_share']:.2f} | {r['load_average_1min']:.1f} |"
-        for name, r in report["scenarios"].items()
-    )
-    fresh = report["freshness"]
-    text = f"""# Serving benchmark
-
-Command: `{report['command']}`
-
-CiteULike ({report['items']:,} items), model `{report['model_version']}`, `thaw serve` with
-{report['workers']} worker(s) on a {report['cores']}-core machine shared with the load generator
-(`{report['load_generator']}`, {report['connections']} connections, closed loop, {report['duration_s']} s per
-scenario after a 3 s warm-up, loopback). Exploration share {report['explore_share']}, impressions logged.
+    """The generated part of docs/benchmarks/serving.md (a hand-written reading follows it)."""
+    sections = []
+    for run in report["runs"]:
+        rows = "\n".join(
+            f"| {SCENARIOS[name]} | {r['throughput_rps']:.0f} | {r['p50_ms']:.1f} | {r['p90_ms']:.1f} | "
+            f"{r['p99_ms']:.1f} | {r['requests']} | {r['errors'] + r['non_2xx']} | {r['server_cpu_ms_per_request']:.2f} | "
+            f"{r['server_cpu_share']:.2f} | {r['load_average_1min']:.1f} |"
+            for name, r in run["scenarios"].items()
+        )
+        fresh = run["freshness"]
+        sections.append(f"""### {run['workers']} worker(s)
 
 | scenario | req/s | p50 ms | p90 ms | p99 ms | requests | errors | server CPU ms/request | server CPU share | load avg |
 |---|---|---|---|---|---|---|---|---|---|
 {rows}
 
-Freshness ({fresh['trials']} trials): a new user buys an existing item; a new item whose title is
-that item's title plus " (extended version)" is posted; we then ask for the user's top 10.
-POST /items took p50 {fresh['post_items_p50_ms']} ms (max {fresh['post_items_max_ms']} ms): it
-encodes the text and indexes the item before returning. The item appeared in {fresh['appeared']} of
-{fresh['trials']} trials; time from the POST returning to the list that shows it: p50
-{fresh['freshness_p50_ms']} ms, max {fresh['freshness_max_ms']} ms (at most
-{fresh['requests_until_seen_max']} request(s) needed).
+Freshness ({fresh['trials']} trials): POST /items took p50 {fresh['post_items_p50_ms']} ms (max
+{fresh['post_items_max_ms']} ms); the item appeared in {fresh['appeared']} of {fresh['trials']} trials, p50
+{fresh['freshness_p50_ms']} ms (max {fresh['freshness_max_ms']} ms) after the POST returned, at most
+{fresh['requests_until_seen_max']} request(s) needed.
+""")
+    crossover = report.get("crossover")
+    cross = ""
+    if crossover:
+        lines = "\n".join(
+            f"| {c['items']:,} | {c['dim']} | {c['exact_p50_ms']:.2f} | {c['exact_p99_ms']:.2f} | {c['hnsw_p50_ms']:.2f} | "
+            f"{c['hnsw_p99_ms']:.2f} | {c['recall_at_10']:.4f} | {c['hnsw_build_s']:.1f} | {c['load_average_1min']:.1f} |"
+            for c in crossover
+        )
+        cross = f"""
+## Exact scan vs HNSW on the model's vectors (`--crossover`)
 
-"server CPU ms/request" is the server process's user+system CPU time divided by the requests it
-answered: what one request costs, whatever else the machine was doing. "server CPU share" is the
-cores it actually got (1.0 = one full core); "load avg" is the machine's 1-minute load average
-during the run (2 cores: anything above 2 means processes were queueing for a core).
+One query at a time, one thread, k = 10; HNSW with the serving defaults (M 32, efConstruction 200,
+efSearch 128, norm-ranged bands). Above 16,980 items the real item vectors are resampled with small
+noise. The exact column is `inner_products` (FAISS's SIMD kernel) plus top-k.
 
+| items | dim | exact p50 ms | exact p99 ms | HNSW p50 ms | HNSW p99 ms | HNSW recall@10 | HNSW build s | load avg |
+|---|---|---|---|---|---|---|---|---|
+{lines}
+"""
+    first = report["runs"][0]
+    text = f"""# Serving benchmark
+
+Command: `{report['command']}`
+
+CiteULike ({first['items']:,} items), model `{first['model_version']}`, `thaw serve` on a
+{report['cores']}-core machine shared with the load generator (`{report['load_generator']}`,
+{report['connections']} connections, closed loop, {report['duration_s']} s per scenario after a 3 s warm-up,
+loopback). Exploration share {report['explore_share']}, impressions logged. Freshness: a new user buys an
+existing item; a new item whose title is that item's title plus " (extended version)" is posted;
+we then ask for the user's top 10.
+
+{chr(10).join(sections)}
+"server CPU ms/request" is the server processes' user+system CPU time (all workers) divided by the
+requests answered: what one request costs, whatever else the machine was doing. "server CPU share"
+is the cores they actually got (1.0 = one full core); "load avg" is the machine's 1-minute load
+average during the run (2 cores: above 2, processes were queueing for a core).
+{cross}
 Raw numbers: `bench/results/serve.json`.
 """
     path.parent.mkdir(parents=True, exist_ok=True)

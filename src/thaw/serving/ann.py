@@ -26,6 +26,7 @@ import faiss
 import numpy as np
 
 from thaw.serving.ann_graph import Band
+from thaw.serving.index import inner_products
 
 log = logging.getLogger(__name__)
 
@@ -336,7 +337,7 @@ class FaissHnswIndex:
 
     def scores(self, query: np.ndarray) -> np.ndarray:
         matrix, alive, n = self._matrix, self._alive, self._n_rows
-        out = matrix[:n] @ np.asarray(query, np.float32)  # (n,)
+        out = inner_products(matrix[:n], query)  # (n,)
         out[~alive[:n]] = -np.inf
         return out
 

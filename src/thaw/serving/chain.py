@@ -50,6 +50,7 @@ class SourceSearch:
         self.n_rows = n_rows
         self.exact = is_exact(index)
         self._scores: np.ndarray | None = None
+        self._ranked: tuple[np.ndarray, np.ndarray] | None = None  # the best rows of the scan, best first
 
     def scores(self) -> np.ndarray:
         """Scores against every catalogue row, computed once: (n_rows,) float32."""
@@ -57,10 +58,20 @@ class SourceSearch:
             self._scores = padded_scores(self.index, self.vector, self.n_rows)
         return self._scores
 
+    def ranked(self, m: int) -> tuple[np.ndarray, np.ndarray]:
+        """At least the m best rows of the scan and their scores, best first (one partial sort per request)."""
+        if self._ranked is None or (len(self._ranked[0]) < m and len(self._ranked[0]) == self._wanted):
+            self._wanted = max(m, 512)  # enough for the chain and the exploration pool together
+            self._ranked = top_k(self.scores(), self._wanted)
+        return self._ranked
+
     def top(self, k: int, taken: set[int]) -> tuple[np.ndarray, np.ndarray]:
         """The k best rows not in `taken`, best first (ties by lower row)."""
         if self.exact:
-            return top_excluding(self.scores(), k, taken)
+            # At most len(taken) of the best k + len(taken) rows are taken: the rest hold the answer.
+            rows, values = self.ranked(k + len(taken))
+            keep = _outside(rows, taken)
+            return rows[keep][:k], values[keep][:k]
         exclude = np.fromiter(taken, np.int64, len(taken))
         rows, scores = self.index.search(self.vector[None], k, [exclude])
         keep = rows[0] >= 0
@@ -71,6 +82,12 @@ class SourceSearch:
         if self.exact:
             relevance = self.scores()
             m = min(len(low), len(relevance))  # rows added since the scan are not in it
+            # Usually most rows are low-exposure: the scan's best rows already hold the pool.
+            rows, _ = self.ranked(size + len(blocked) + 64)
+            rows = rows[rows < m]
+            rows = rows[low[rows] & _outside(rows, blocked)]
+            if len(rows) >= size:
+                return rows[:size]
             scores = np.where(low[:m], relevance[:m], -np.inf).astype(np.float32)
             return top_excluding(scores, size, blocked)[0]
         blocked_rows = np.fromiter(blocked, np.int64, len(blocked))
@@ -134,13 +151,19 @@ def fill(
     return served
 
 
+def _outside(rows: np.ndarray, taken: set[int]) -> np.ndarray:
+    """(len(rows),) bool: which rows are not in `taken`."""
+    return np.fromiter((row not in taken for row in rows.tolist()), bool, len(rows))
+
+
 def top_excluding(scores: np.ndarray, k: int, taken: set[int]) -> tuple[np.ndarray, np.ndarray]:
-    """top_k of `scores` with the `taken` rows left out."""
-    if taken:
-        drop = np.fromiter((t for t in taken if t < len(scores)), np.int64)
-        scores = scores.copy()
-        scores[drop] = -np.inf
-    return top_k(scores, k)
+    """top_k of `scores` with the `taken` rows left out (no copy of `scores`)."""
+    if not taken:
+        return top_k(scores, k)
+    # At most len(taken) of the best k + len(taken) rows are taken: the rest hold the answer.
+    rows, values = top_k(scores, k + len(taken))
+    keep = ~np.isin(rows, np.fromiter(taken, np.int64, len(taken)))
+    return rows[keep][:k], values[keep][:k]
 
 
 def explore(

@@ -57,29 +57,35 @@ class Counters:
         if self.config.log_impressions:
             self.impressions.flush()
         weights = self.config.weights
-        totals = self.store.event_totals()
+        totals = self.store.event_totals()  # (item, type, count, sum of values)
         shown = self.store.impression_counts()
+        # Map ids to rows and weigh outside the lock: readers (and the GIL) wait only for the swap.
+        n = self.catalogue.n_rows
+        rows = np.fromiter((_row(self.catalogue, item) for item, _, _, _ in totals), np.int64, len(totals))
+        counts = np.fromiter((c for _, _, c, _ in totals), np.float64, len(totals))
+        value_sums = np.fromiter((v for _, _, _, v in totals), np.float64, len(totals))
+        types = [t for _, t, _, _ in totals]
+        per_type = np.array([getattr(weights, t, 0.0) for t in types], np.float64)
+        rated = np.array([t == "rating" for t in types], bool)
+        # A rating's weight scales with value / max_rating (capped at 1 per event).
+        strength = np.where(rated, weights.rating * np.minimum(value_sums / weights.max_rating, counts), per_type * counts)
+        clicked = np.array([t in self.config.exploration.click_types for t in types], bool)
+        known = (rows >= 0) & (rows < n)
+        popularity = np.bincount(rows[known], strength[known], minlength=n)[:n]
+        clicks = np.bincount(rows[known], np.where(clicked, counts, 0.0)[known], minlength=n)[:n]
+        shown_rows = np.fromiter((_row(self.catalogue, item) for item in shown), np.int64, len(shown))
+        shown_counts = np.fromiter(shown.values(), np.float64, len(shown))
+        keep = (shown_rows >= 0) & (shown_rows < n)
+        impressions = np.zeros(n)
+        impressions[shown_rows[keep]] = shown_counts[keep]
         with self.catalogue.lock:
-            n = self.catalogue.n_rows
-            popularity = np.zeros(n)
-            clicks = np.zeros(n)
-            impressions = np.zeros(n)
-            for item, type_, count, value_sum in totals:
-                row = self.catalogue.row(item)
-                if row is None:
-                    continue
-                if type_ == "rating":
-                    popularity[row] += weights.rating * min(value_sum / weights.max_rating, count)
-                else:
-                    popularity[row] += getattr(weights, type_, 0.0) * count
-                if type_ in self.config.exploration.click_types:
-                    clicks[row] += count
-            for item, count in shown.items():
-                row = self.catalogue.row(item)
-                if row is not None:
-                    impressions[row] = count
             all_rows = np.arange(n)
             self.catalogue.popularity.set(all_rows, popularity)
             self.catalogue.clicks.set(all_rows, clicks)
             self.catalogue.impressions.set(all_rows, impressions)
         self.refreshed_at = time.monotonic()
+
+
+def _row(catalogue: Catalogue, item: str) -> int:
+    row = catalogue.row(item)
+    return -1 if row is None else row

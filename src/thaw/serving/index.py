@@ -10,6 +10,7 @@ from __future__ import annotations
 import threading
 from typing import Protocol, runtime_checkable
 
+import faiss
 import numpy as np
 
 
@@ -96,7 +97,7 @@ class ExactIndex:
 
     def scores(self, query: np.ndarray) -> np.ndarray:
         matrix, alive, n = self._matrix, self._alive, self._n_rows
-        out = matrix[:n] @ np.asarray(query, np.float32)  # (n,)
+        out = inner_products(matrix[:n], query)  # (n,)
         out[~alive[:n]] = -np.inf
         return out
 
@@ -131,6 +132,24 @@ class ExactIndex:
 
     def __len__(self) -> int:
         return int(self._alive[: self._n_rows].sum())
+
+
+def inner_products(matrix: np.ndarray, query: np.ndarray) -> np.ndarray:
+    """`matrix @ query` for one query: (n,) float32.
+
+    FAISS's SIMD kernel reads the (n, dim) matrix once, like NumPy's sgemv, but ran 2-3x faster on
+    the serving machine (0.9 vs 2.2 ms for 17k x 449; docs/benchmarks/serving.md). Still exact
+    float32 dot products; only the summation order (the last bit) differs from NumPy.
+    """
+    matrix = np.ascontiguousarray(matrix, np.float32)  # a no-op for the indexes' row slices
+    query = np.ascontiguousarray(np.asarray(query, np.float32).reshape(-1))
+    n, dim = matrix.shape
+    if len(query) != dim:
+        raise ValueError(f"query must have {dim} values, got {len(query)}")
+    out = np.empty(n, np.float32)
+    if n:
+        faiss.fvec_inner_products_ny(faiss.swig_ptr(out), faiss.swig_ptr(query), faiss.swig_ptr(matrix), dim, n)
+    return out
 
 
 def top_k(scores: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
