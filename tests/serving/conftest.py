@@ -26,10 +26,10 @@ CATALOGUE = [
 ]
 
 
-def serve_config(tmp_path: Path, **changes: Any) -> ServeConfig:
-    """A config over a fresh SQLite file; exploration off unless asked for."""
+def serve_config(tmp_path: Path, db_url: str | None = None, **changes: Any) -> ServeConfig:
+    """A config over `db_url` (default: a fresh SQLite file); exploration off unless asked for."""
     base = ServeConfig(
-        db_url=f"sqlite:///{tmp_path / 'serve.sqlite'}",
+        db_url=db_url or f"sqlite:///{tmp_path / 'serve.sqlite'}",
         encoder="hash",
         exploration=ExplorationConfig(share=0.0),
         log_impressions=True,
@@ -39,12 +39,18 @@ def serve_config(tmp_path: Path, **changes: Any) -> ServeConfig:
 
 
 @pytest.fixture
-def make_client(tmp_path: Path) -> Iterator[Callable[..., TestClient]]:
+def serve_db_url(tmp_path: Path) -> str:
+    """The store the test's servers share (a module may override this to run on other backends)."""
+    return f"sqlite:///{tmp_path / 'serve.sqlite'}"
+
+
+@pytest.fixture
+def make_client(tmp_path: Path, serve_db_url: str) -> Iterator[Callable[..., TestClient]]:
     """make_client(**config_changes, **create_app_kwargs) -> a started TestClient."""
     clients: list[TestClient] = []
 
     def make(app_kwargs: dict[str, Any] | None = None, **changes: Any) -> TestClient:
-        config = serve_config(tmp_path, **changes)
+        config = serve_config(tmp_path, serve_db_url, **changes)
         client = TestClient(create_app(config, encoder=HashEncoder(dim=16), **(app_kwargs or {})))
         client.__enter__()
         clients.append(client)

@@ -1,10 +1,22 @@
-"""The HTTP contract: shapes, fallback sources, freshness of items and events, errors."""
+"""The HTTP contract: shapes, fallback sources, freshness of items and events, errors.
+
+Every test runs on SQLite, PostgreSQL and MariaDB (the latter two skip, with the reason, when the
+server does not answer).
+"""
 
 from __future__ import annotations
 
+import pytest
 from fastapi.testclient import TestClient
 
+from tests.conftest import BACKENDS
 from tests.serving.conftest import CATALOGUE
+
+
+@pytest.fixture(params=BACKENDS)
+def serve_db_url(request: pytest.FixtureRequest) -> str:
+    """A fresh database on each backend in turn."""
+    return request.getfixturevalue(request.param)
 
 
 def ids(response) -> list[str]:

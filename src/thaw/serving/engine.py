@@ -290,10 +290,9 @@ class Engine:
         self._index_items(list(stored.values()))
         return added, removed
 
-    def catch_up(self, min_seconds: float = 0.05) -> None:
-        """Apply other workers' changes now unless the change log was read within `min_seconds`."""
-        if time.monotonic() - self.feed.polled_at >= min_seconds:
-            self.feed.poll()
+    def catch_up(self) -> None:
+        """Apply other workers' changes now (an id this worker does not know may have just been added)."""
+        self.feed.poll()
 
     # ------------------------------------------------------------------ events and counters
     def add_events(self, records: list[EventRecord]) -> WriteResult:
