@@ -100,6 +100,20 @@ def test_above_the_threshold_the_hnsw_index_serves_nearly_the_same_lists(seeded,
     assert "twin" not in [i["id"] for i in ann.get("/items/fresh/similar", params={"k": 5}).json()["items"]]
 
 
+def test_a_model_above_the_threshold_gets_an_hnsw_index_built_off_the_lock(seeded, make_client) -> None:
+    from tests.serving.test_engine import ScaledContent
+
+    exact = make_client({"model": ScaledContent()})
+    ann = make_client({"model": ScaledContent()}, ann_threshold=1000)
+    state = ann.app.state.engine.model_state
+    assert isinstance(state.index, FaissHnswIndex) and len(state.index) == N_ITEMS
+    overlaps = []
+    for want, got in zip(lists(exact, seeded), lists(ann, seeded), strict=True):
+        assert {s for _, s, _ in got} == {s for _, s, _ in want} == {"model"}
+        overlaps.append(len({i for i, _, _ in want} & {i for i, _, _ in got}) / len(want))
+    assert np.mean(overlaps) >= 0.9, overlaps
+
+
 def test_exploration_pool_with_an_hnsw_index(monkeypatch) -> None:
     """Every branch of the pool (exact over few low-exposure rows, exclusion list, over-fetch)
     returns low-exposure, unblocked rows, close to the exact pool."""
