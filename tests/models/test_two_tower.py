@@ -56,12 +56,12 @@ def test_shapes_and_bias_coordinate() -> None:
     items = _features(7, rng, categories=3, numeric=2)
     users = _features(5, rng, categories=4, numeric=1)
     table = item_table(network, items, np.ones(7, bool))
-    assert table.shape == (7, DIM + 1)
+    assert table.shape == (7, network.width + 1)
     history = sp.csr_matrix(np.array([[1, 0, 1, 0, 0, 0, 0], [0] * 7, [0, 0, 0, 0, 0, 0, 0.5]] + [[0] * 7] * 2,
                                      dtype=np.float32))
     vectors = user_table(network, table, history, users, np.arange(5), np.arange(5), np.ones(5, bool),
                          max_history=8)
-    assert vectors.shape == (5, DIM + 1)
+    assert vectors.shape == (5, network.width + 1)
     assert torch.all(vectors[:, -1] == 1.0)  # users end in 1, so item biases add to every score
 
 
@@ -122,8 +122,8 @@ def test_whitening_evens_out_dominant_directions() -> None:
 
 
 # ---------------------------------------------------------------------- estimator
-def _small_fit_data(scenario: str = "cold-item", seed: int = 0) -> tuple[FitData, object]:
-    snapshot = synthetic_snapshot(n_users=60, n_items=80, n_topics=4, interactions_per_user=10, seed=seed)
+def _small_fit_data(scenario: str = "cold-item", seed: int = 0, n_items: int = 80) -> tuple[FitData, object]:
+    snapshot = synthetic_snapshot(n_users=60, n_items=n_items, n_topics=4, interactions_per_user=10, seed=seed)
     split = make_split(snapshot, scenario, fold=0, n_folds=5, seed=seed)
     data = fit_data(snapshot, split)
     vectors = HashEncoder(dim=DIM).encode(snapshot.items.documents())
@@ -179,7 +179,7 @@ def test_cold_items_get_content_only_vectors_and_their_ids_never_train(id_dim: i
 
 
 def test_text_whitening_is_fitted_on_warm_items_only() -> None:
-    data, _ = _small_fit_data()
+    data, _ = _small_fit_data(n_items=200)  # whitening needs several training items per dimension
     model = ThawRecommender(_config(epochs=1)).fit(data)
     cold = ~data.warm_items
     vectors = data.items.text_vectors.copy()
@@ -189,6 +189,8 @@ def test_text_whitening_is_fitted_on_warm_items_only() -> None:
     torch.testing.assert_close(model.model_.text_mean, again.model_.text_mean)
     torch.testing.assert_close(model.model_.text_transform, again.model_.text_transform)
     assert not torch.allclose(model.model_.text_transform, torch.eye(DIM))
+    few, _ = _small_fit_data(n_items=40)  # too few items for a stable covariance: raw vectors
+    assert torch.equal(ThawRecommender(_config(epochs=1)).fit(few).model_.text_transform, torch.eye(DIM))
 
 
 def test_full_id_dropout_leaves_item_ids_untouched() -> None:

@@ -3,13 +3,15 @@
 Score = user · item. The last coordinate carries an item bias: user vectors end in a constant 1 and
 item vectors in their bias, so serving stays a plain dot product.
 
-Item tower:  v_i = P x_i + R([x_i, attrs_i]) + keep_i * E_i
-User tower:  u   = s * (pool(history) + Q(pool) + A(attrs_u) + c + keep_u * F_u)
+Item tower:  v_i = P W (x_i - m) + R(attrs_i) + keep_i * E_i
+User tower:  u   = s * (pool(history) + A(attrs_u) + keep_u * F_u)
 
-`x_i` is the pretrained text vector; `P` starts as the identity (or an orthonormal projection), and
-the residual `R` and `Q` start at zero, so an untrained model ranks exactly like a content-KNN over
-the pretrained space; training adds collaborative signal on top of it. `pool` is attention over
-the item vectors of the user's history, with each item's event strength added as a log-prior.
+`x_i` is the pretrained text vector, centred and partially whitened by (m, W) fitted on training
+items; `P` is the identity (or an orthonormal projection) and stays fixed by default; residual
+MLPs start at zero, so an untrained model ranks exactly like a content-KNN over the (whitened)
+pretrained space, and training adds collaborative signal beside it: id embeddings, attribute
+maps, attention. `pool` is attention over the item vectors of the user's history, with each
+item's event strength added as a log-prior.
 
 With `id_dim > 0` the id embeddings E_i, F_u get their own coordinates: vectors are
 [content | ids | bias], so a cold item (id block zero) is scored by the content block alone and
@@ -38,11 +40,14 @@ class TwoTowerConfig:
     n_heads: int = 2  # attention heads pooling the history
     key_dim: int = 64  # size of attention keys and queries
     attention: bool = True  # False pools the history with an event-weighted mean
-    item_residual: bool = True  # learned residual on top of the projected text vector
-    learn_text_projection: bool = True  # False keeps P fixed at its (identity) initialisation
+    item_residual: bool = True  # learned residual MLP over item attributes (and text, see below)
+    residual_text: bool = False  # the item residual also reads the text vector
+    user_residual: bool = False  # learned residual MLP on the pooled history
+    learn_text_projection: bool = False  # True lets P move away from its (identity) start
     text_whitening: float = 0.5  # PCA-whitening exponent for text vectors (0 = raw vectors)
     item_ids: bool = True  # id embeddings for warm items
-    id_dim: int = 0  # > 0: ids live in their own coordinates; 0: ids add to the content space
+    id_dim: int = 64  # > 0: ids live in their own coordinates; 0: ids add to the content space
+    content_to_ids: bool = True  # with id_dim: a learned map from pooled content into the id block
     user_ids: bool = True  # id embeddings for warm users
     init_scale: float = 10.0  # initial logit scale s (an inverse temperature)
     id_init_std: float = 0.01
@@ -134,12 +139,14 @@ class _Features(nn.Module):
 
     def __init__(self, text_dim: int, n_categories: int, n_numeric: int, attr_dim: int) -> None:
         super().__init__()
+        # text_dim = 0 leaves the text out even when a batch carries it.
         self.categories = nn.EmbeddingBag(n_categories, attr_dim, mode="sum") if n_categories else None
+        self.use_text = text_dim > 0
         self.in_dim = text_dim + (attr_dim if n_categories else 0) + n_numeric
 
     def forward(self, batch: FeatureBatch) -> Tensor:
         parts = []
-        if batch.text is not None:
+        if self.use_text and batch.text is not None:
             parts.append(batch.text)
         if self.categories is not None and batch.categorical is not None:
             index, offsets, weights = batch.categorical
@@ -167,8 +174,11 @@ class TwoTower(nn.Module):
         self.width = d + config.id_dim  # every vector is [content | ids | bias]
         w = self.width
         # ---- item tower
+        # The residual reads attributes, and the text only with `residual_text`: on text alone it
+        # memorises the training items instead of generalising to new ones (docs/methods.md).
         self.item_features = _Features(
-            config.text_dim, config.n_item_categories, config.n_item_numeric, config.attr_dim
+            config.text_dim if config.residual_text else 0, config.n_item_categories,
+            config.n_item_numeric, config.attr_dim,
         )
         self.text_projection = nn.Linear(config.text_dim, d, bias=False) if config.text_dim else None
         if self.text_projection is not None and not config.learn_text_projection:
@@ -191,14 +201,17 @@ class TwoTower(nn.Module):
             nn.Sequential(nn.Linear(in_user, config.hidden), nn.GELU()) if in_user else None
         )
         self.user_attr_out = nn.Linear(config.hidden, w) if in_user else None
-        self.user_const = nn.Parameter(torch.zeros(w))
         self.empty_history = nn.Parameter(torch.zeros(w))
         self.key = nn.Linear(w, config.key_dim, bias=False)
         self.query = nn.Parameter(torch.zeros(config.n_heads, config.key_dim))
         self.user_query = nn.Linear(config.hidden, config.n_heads * config.key_dim) if in_user else None
-        self.user_residual = _mlp(d, config.hidden, d)
+        self.user_residual = _mlp(d, config.hidden, d) if config.user_residual else None
         self.user_id = (
             nn.Embedding(config.n_users, config.id_dim or d) if config.user_ids and config.n_users else None
+        )
+        # What a user's content history says about their collaborative (id) taste; zero at start.
+        self.content_to_ids = (
+            nn.Linear(d, config.id_dim, bias=False) if config.id_dim and config.content_to_ids else None
         )
         self.log_scale = nn.Parameter(torch.tensor(math.log(config.init_scale)))
 
@@ -224,7 +237,9 @@ class TwoTower(nn.Module):
         if self.user_query is not None:
             self.user_query.weight.zero_()
             self.user_query.bias.zero_()
-        for param in (self.query, self.user_const, self.empty_history, self.item_bias):
+        if self.content_to_ids is not None:
+            self.content_to_ids.weight.zero_()
+        for param in (self.query, self.empty_history, self.item_bias):
             param.zero_()
         if self.user_attr_out is not None and cfg.text_dim:
             # With text, attributes start silent too; without text they are the only signal.
@@ -278,11 +293,14 @@ class TwoTower(nn.Module):
         where the user's id part is used (warm users whose id is not dropped).
         """
         pooled = self.pool(item_table[:, : self.width], history_index, history_weight, features)
-        residual = self.user_residual(pooled[:, : self.dim])  # acts on the content block: (B, d)
-        u = pooled + nn.functional.pad(residual, (0, self.id_dim))  # (B, width)
+        u = pooled  # (B, width)
+        if self.content_to_ids is not None:
+            u = u + nn.functional.pad(self.content_to_ids(pooled[:, : self.dim]), (self.dim, 0))
+        if self.user_residual is not None:
+            residual = self.user_residual(pooled[:, : self.dim])  # acts on the content block: (B, d)
+            u = u + nn.functional.pad(residual, (0, self.id_dim))
         if self.user_attr is not None and self.user_attr_out is not None:
             u = u + self.user_attr_out(self.user_attr(self.user_features(features)))
-        u = u + self.user_const
         if self.user_id is not None:
             own = keep_id[:, None] * self.user_id(user_index)
             u = u + (nn.functional.pad(own, (self.dim, 0)) if self.id_dim else own)
@@ -397,21 +415,26 @@ def whitening(vectors: np.ndarray, exponent: float) -> tuple[np.ndarray, np.ndar
 
     Sentence-encoder spaces are anisotropic: a few directions, shared by most texts, dominate
     cosine similarities. Each principal direction with singular value s is rescaled by
-    (s / s_max) ** -exponent (exponent 1 = full whitening, 0 = centring only), and the result is
-    scaled so training vectors have unit mean squared norm. Fitted on training items only.
+    (s / s_max) ** -exponent (exponent 1 = full whitening, 0 = centring only); directions without
+    variance in the training vectors are dropped; the result is scaled so training vectors have
+    unit mean squared norm. Needs more vectors than dimensions (see `WHITENING_MIN_ROWS`).
     """
     x = np.asarray(vectors, np.float64)
+    if x.shape[0] < x.shape[1] + 1:
+        raise ValueError(f"whitening needs more vectors than dimensions, got {x.shape}")
     mean = x.mean(axis=0)
     centred = x - mean
     _, singular, vt = np.linalg.svd(centred, full_matrices=False)
-    singular = np.maximum(singular, singular.max() * 1e-6)
-    scale = (singular / singular.max()) ** (-exponent)
+    alive = singular > singular.max() * 1e-4  # constant directions carry nothing but noise
+    scale = np.zeros_like(singular)
+    scale[alive] = (singular[alive] / singular.max()) ** (-exponent)
     transform = vt.T @ np.diag(scale) @ vt
-    # Directions with no variance in the training items (fewer items than dimensions) pass unchanged.
-    null = np.eye(len(mean)) - vt.T @ vt
-    transform = transform + null
     norm = np.sqrt(np.mean(np.sum((centred @ transform) ** 2, axis=1)))
     return mean.astype(np.float32), (transform / max(norm, 1e-12)).astype(np.float32)
+
+
+WHITENING_MIN_ROWS = 4
+"""Whiten only with at least this many training items per text dimension (a stable covariance)."""
 
 
 def _orthonormal(rows: int, cols: int, generator: torch.Generator) -> Tensor:

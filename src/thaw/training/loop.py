@@ -38,7 +38,9 @@ class TrainConfig:
 
     epochs: int = 60
     batch_users: int = 256
-    lr: float = 2e-3
+    lr: float = 5e-4
+    content_lr_scale: float = 0.1  # learning-rate factor for the maps on the pretrained space
+    id_lr: float = 3e-3  # learning rate of the id embedding tables
     loss: str = "softmax"  # "softmax" (sampled, in-batch + random negatives) or "bpr"
     max_history: int = 64  # history items fed to the user tower per training example
     max_targets: int = 32
@@ -52,8 +54,9 @@ class TrainConfig:
     distill_count_scale: float = 5.0  # teacher weight tanh(count / scale)
     distill_cap: float = 3.0  # teacher weight capped at tanh(cap)
     id_l2: float = 0.0  # L2 on the id embeddings of a batch
+    popularity_correction: float = 0.0  # subtract this x log(1 + count) from content-only logits
     eval_every: int = 1
-    patience: int = 5  # evaluations without improvement before stopping
+    patience: int = 6  # evaluations without improvement before stopping
     eval_k: int = 20
     validation: str = "auto"  # "auto": the cold part of the validation decides; "all": every view
     max_eval_history: int = 512
@@ -68,8 +71,8 @@ class TrainConfig:
                      "patience", "eval_k", "max_eval_history", "threads", "onboarding_max"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
-        if self.lr <= 0:
-            raise ValueError(f"lr must be > 0, got {self.lr}")
+        if self.lr <= 0 or self.content_lr_scale <= 0 or self.id_lr <= 0:
+            raise ValueError("lr, content_lr_scale and id_lr must be > 0")
         if not 0.0 < self.target_fraction <= 1.0:
             raise ValueError(f"target_fraction must be in (0, 1], got {self.target_fraction}")
         if not 0.0 <= self.item_id_dropout <= 1.0:
@@ -78,7 +81,8 @@ class TrainConfig:
             raise ValueError(f"user_modes must be {len(USER_MODES)} weights >= 0 for {USER_MODES}")
         if sum(self.user_modes) <= 0:
             raise ValueError("user_modes must not all be 0")
-        for name in ("n_random_negatives", "distill_weight", "distill_rating_weight", "id_l2"):
+        for name in ("n_random_negatives", "distill_weight", "distill_rating_weight", "id_l2",
+                     "popularity_correction"):
             if getattr(self, name) < 0:
                 raise ValueError(f"{name} must be >= 0, got {getattr(self, name)}")
         if self.distill_count_scale <= 0 or self.distill_cap <= 0:
@@ -160,8 +164,8 @@ def train(
         raise ValueError("no user has a training interaction: nothing to learn from")
     item_counts = torch.from_numpy(np.diff(data.train.tocsc().indptr).astype(np.float32))
     teacher_weight = losses.teacher_weights(item_counts, config.distill_count_scale, config.distill_cap)
-    params = [p for p in model.parameters() if p.requires_grad]
-    optimizer = torch.optim.Adam(params, lr=config.lr)
+    log_popularity = torch.log1p(item_counts)
+    optimizer = torch.optim.Adam(_param_groups(model, config))
     history = History(metric=f"recall@{config.eval_k}")
     views = validation_views(data, include_warm=config.validation == "all", seed=config.seed)
     validate = bool(views)
@@ -179,7 +183,7 @@ def train(
         model.train()
         total, n_batches = 0.0, 0
         for batch in sampler.epoch():
-            loss = _batch_loss(model, batch, data, config, generator, teacher_weight)
+            loss = _batch_loss(model, batch, data, config, generator, teacher_weight, log_popularity)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
@@ -219,6 +223,26 @@ def train(
     return history
 
 
+def _param_groups(model: TwoTower, config: TrainConfig) -> list[dict[str, Any]]:
+    """Adam groups: id tables at `id_lr`; the dense maps on the pretrained space at
+    `lr * content_lr_scale`; everything else at `lr`.
+
+    Adam moves every weight by about its learning rate per step whatever the gradient, so a
+    384x384 map that starts at the identity drifts far in a few hundred steps, while an id row
+    is only updated when its user or item is in the batch and needs a larger rate to learn.
+    """
+    slow_modules = [model.text_projection, model.item_residual, model.user_residual, model.content_to_ids]
+    slow = {id(p) for m in slow_modules if m is not None for p in m.parameters()}
+    ids = {id(t.weight) for t in (model.item_id, model.user_id) if t is not None}
+    params = [p for p in model.parameters() if p.requires_grad]
+    groups = [
+        {"params": [p for p in params if id(p) in ids], "lr": config.id_lr},
+        {"params": [p for p in params if id(p) in slow], "lr": config.lr * config.content_lr_scale},
+        {"params": [p for p in params if id(p) not in slow and id(p) not in ids], "lr": config.lr},
+    ]
+    return [g for g in groups if g["params"]]
+
+
 def _batch_loss(
     model: TwoTower,
     batch: Batch,
@@ -226,6 +250,7 @@ def _batch_loss(
     config: TrainConfig,
     generator: torch.Generator,
     teacher_weight: torch.Tensor,
+    log_popularity: torch.Tensor,
 ) -> torch.Tensor:
     candidates = torch.from_numpy(batch.candidates)
     content = model.item_content(data.items.rows(batch.candidates))  # (C, width + 1)
@@ -241,6 +266,11 @@ def _batch_loss(
         torch.from_numpy(batch.keep_user_id),
     )  # (B, width + 1)
     logits = users @ table.T  # (B, C)
+    if config.popularity_correction:
+        # Content-only items are scored on lift, not popularity: a cold item has no popularity to
+        # learn from its text, so the content path should not spend itself predicting it.
+        correction = config.popularity_correction * log_popularity[candidates] * (1.0 - keep)
+        logits = logits - correction[None, :]
     positives = torch.from_numpy(batch.positives)
     excluded = torch.from_numpy(batch.excluded)
     if config.loss == "softmax":

@@ -1,0 +1,174 @@
+"""Benchmark thaw's model against the baselines with the evaluation harness (5-fold CV).
+
+Runs, each on the same folds for every model:
+  citeulike-a cold-item  thaw, content-knn, als, popularity (+ ablations with --ablations)
+  citeulike-a warm       thaw, als, content-knn, popularity
+  ml-100k cold-user      thaw, popularity, content-knn (one fit shared with onboarding-3)
+  ml-100k onboarding-3   same fits
+Writes bench/results/model-<dataset>-<scenario>.json and docs/benchmarks/model.md.
+
+    HF_HUB_OFFLINE=1 THAW_DATA=../shared/data .venv/bin/python bench/bench_model.py --ablations
+
+Text vectors come from the store's embedding cache (var/bench-<dataset>.sqlite), so only the first
+run encodes. Nothing here is tuned on test folds: thaw early-stops on each fold's validation pairs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from thaw.config import data_dir_from_env
+from thaw.data.dataset import build_snapshot
+from thaw.data.datasets import ingest_dataset
+from thaw.data.store import Store
+from thaw.evaluation.content import encode_snapshot
+from thaw.evaluation.harness import run_scenarios
+from thaw.evaluation.report import report_json, report_markdown
+from thaw.evaluation.results import Report
+from thaw.models.registry import create
+from thaw.models.thaw_model import create as create_thaw
+
+ROOT = Path(__file__).resolve().parents[1]
+log = logging.getLogger("bench_model")
+
+# Ablations switch off one part each; everything else stays the default.
+ABLATIONS: dict[str, dict[str, Any]] = {
+    "thaw-no-id-dropout": {"item_id_dropout": 0.0, "user_modes": (1.0, 0.0, 0.0, 0.0)},
+    "thaw-no-attention": {"attention": False},
+    "thaw-no-whitening": {"text_whitening": 0.0},
+    "thaw-tfidf": {"encoder": "tfidf"},
+    # ALDI needs a trainable student: a residual MLP on the text, distilled from the id-augmented items.
+    "thaw-aldi": {"residual_text": True, "distill_weight": 1.0, "distill_rating_weight": 0.1},
+}
+
+
+def _factory(name: str, options: dict[str, Any] | None = None) -> Callable[..., Any]:
+    if name.startswith("thaw"):
+        return lambda seed=0: create_thaw(seed=seed, **(options or {}))
+    return lambda seed=0: create(name, seed=seed)
+
+
+def snapshot_for(dataset: str, encoder: str, threads: int) -> Any:
+    """The dataset's snapshot with text vectors, via a cached SQLite store under var/."""
+    path = ROOT / "var" / f"bench-{dataset}.sqlite"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with Store(f"sqlite:///{path}") as store:
+        if store.stats().events == 0:
+            log.info("ingesting %s into %s", dataset, path)
+            ingest_dataset(store, dataset, data_dir_from_env())
+        snapshot = build_snapshot(store)
+        started = time.perf_counter()
+        snapshot = encode_snapshot(snapshot, encoder, store=store, threads=threads)
+        log.info("%s: text vectors in %.1fs", dataset, time.perf_counter() - started)
+    return snapshot
+
+
+def run(
+    dataset: str,
+    scenarios: Sequence[str],
+    models: dict[str, Callable[..., Any]],
+    *,
+    folds: int,
+    encoder: str,
+    threads: int,
+) -> dict[str, Report]:
+    """Cross-validate `models` on `scenarios` of `dataset`; one report per scenario."""
+    snapshot = snapshot_for(dataset, encoder, threads)
+
+    def progress(p: Any) -> None:
+        log.info("%s fold %d %s: %s (%d/%d)", p.scenario, p.fold, p.model, p.stage, p.done, p.total)
+
+    return run_scenarios(
+        models, snapshot, list(scenarios), folds=folds, seed=0, callback=progress,
+        dataset=dataset, encoder=encoder,
+    )
+
+
+def thaw_fit_seconds(report: Report, model: str = "thaw") -> list[float]:
+    """Seconds each fold's fit of `model` took."""
+    return [f.fit_seconds for f in report.model(model).folds]
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--folds", type=int, default=5)
+    parser.add_argument("--encoder", default="minilm")
+    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--ablations", action="store_true", help="also run the ablation variants")
+    parser.add_argument("--only", default="", help="comma-separated subset: citeulike-cold,citeulike-warm,movielens")
+    parser.add_argument("--results", type=Path, default=ROOT / "bench" / "results")
+    parser.add_argument("--markdown", type=Path, default=ROOT / "docs" / "benchmarks" / "model.md")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", stream=sys.stderr)
+    import torch
+
+    torch.set_num_threads(args.threads)
+    only = {s for s in args.only.split(",") if s}
+    runs: list[tuple[str, list[str], dict[str, Callable[..., Any]]]] = []
+    cold_models = {name: _factory(name) for name in ("thaw", "content-knn", "als", "popularity")}
+    if args.ablations:
+        cold_models |= {name: _factory("thaw", options) for name, options in ABLATIONS.items()}
+    if not only or "citeulike-cold" in only:
+        runs.append(("citeulike-a", ["cold-item"], cold_models))
+    if not only or "citeulike-warm" in only:
+        runs.append(("citeulike-a", ["warm"], {n: _factory(n) for n in ("thaw", "als", "content-knn", "popularity")}))
+    if not only or "movielens" in only:
+        ml_models = {n: _factory(n) for n in ("thaw", "popularity", "content-knn", "als")}
+        if args.ablations:
+            ml_models |= {name: _factory("thaw", options) for name, options in ABLATIONS.items()}
+        runs.append(("ml-100k", ["cold-user", "onboarding-3"], ml_models))
+
+    args.results.mkdir(parents=True, exist_ok=True)
+    sections = []
+    for dataset, scenarios, models in runs:
+        started = time.perf_counter()
+        reports = run(dataset, scenarios, models, folds=args.folds, encoder=args.encoder, threads=args.threads)
+        elapsed = time.perf_counter() - started
+        for scenario, report in reports.items():
+            path = args.results / f"model-{dataset}-{scenario}.json"
+            document = report_json(report)
+            document["thaw_fit_seconds"] = thaw_fit_seconds(report)
+            path.write_text(json.dumps(document, indent=2) + "\n")
+            sections.append((dataset, scenario, report, elapsed))
+            log.info("wrote %s", path)
+    if sections:
+        args.markdown.parent.mkdir(parents=True, exist_ok=True)
+        args.markdown.write_text(markdown(sections, argv if argv is not None else sys.argv[1:]))
+        log.info("wrote %s", args.markdown)
+    return 0
+
+
+def markdown(sections: list[tuple[str, str, Report, float]], argv: Sequence[str]) -> str:
+    """docs/benchmarks/model.md: the command, a headline table, then every report."""
+    command = "HF_HUB_OFFLINE=1 THAW_DATA=../shared/data .venv/bin/python bench/bench_model.py " + " ".join(argv)
+    lines = ["# Model quality: thaw against the baselines", "", f"Made by `{command.strip()}`.", "",
+             "## Headline", "", "| dataset · scenario | ranking | thaw | best baseline | ratio | thaw fit s/fold |",
+             "|---|---|---|---|---|---|"]
+    for dataset, scenario, report, _ in sections:
+        metric = "ndcg@20" if dataset == "ml-100k" else "recall@20"
+        ranking = report.primary
+        means = {m.model: float(np.mean(m.per_fold(ranking, metric))) for m in report.models}
+        base = {k: v for k, v in means.items() if not k.startswith("thaw")}
+        best = max(base, key=base.__getitem__)
+        fit = np.mean(thaw_fit_seconds(report))
+        lines.append(
+            f"| {dataset} · {scenario} | {ranking} {metric} | {means['thaw']:.4f} | {best} {base[best]:.4f} | "
+            f"{means['thaw'] / base[best]:.2f}× | {fit:.0f} |"
+        )
+    lines.append("")
+    for dataset, scenario, report, elapsed in sections:
+        lines += [report_markdown(report, heading_level=2), f"Wall time of this run: {elapsed:.0f}s.", ""]
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
