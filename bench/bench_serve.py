@@ -34,14 +34,10 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "bench" / "loadgen"))
+from serve_report import SCENARIOS, write_doc  # noqa: E402
 from wrk_scenarios import parse_result, write_script  # noqa: E402
 
 THAW = [sys.executable, "-c", "from thaw.cli import main; main()"]
-SCENARIOS = {
-    "known": "GET /users/{id}/recommendations?k=10",
-    "new": "POST /recommendations (3 liked items, k=10)",
-    "similar": "GET /items/{id}/similar?k=10",
-}
 
 
 def prepare(db: Path, model: Path, train_seconds: int) -> None:
@@ -195,6 +191,53 @@ def run_workers(args: argparse.Namespace, workers: int, titles: dict[str, str], 
             "model_version": health["model_version"], "scenarios": results, "freshness": fresh}
 
 
+def cross_worker(args: argparse.Namespace, titles: dict[str, str], trials: int, seed: int = 1) -> dict:
+    """Two `thaw serve` processes on one store: time from POST /items returning on A to the item
+    in B's similar-items of the related item, and in B's list for a user who bought that item."""
+    ports = [_free_port(), _free_port()]
+    servers = [start_server(args.db, None if args.no_model else args.model, port, 1,
+                            args.db.parent / f"bench-serve-cross-{n}.log", args.explore_share, {})
+               for n, port in enumerate(ports)]
+    rng = np.random.default_rng(seed)
+    similar_ms, list_ms = [], []
+    run = int(time.time())
+    try:
+        with httpx.Client(base_url=f"http://127.0.0.1:{ports[0]}", timeout=10) as a, \
+                httpx.Client(base_url=f"http://127.0.0.1:{ports[1]}", timeout=10) as b:
+            for n, anchor in enumerate(rng.choice(sorted(titles), trials, replace=False)):
+                user, item = f"cross-user-{run}-{n}", f"cross-item-{run}-{n}"
+                a.post("/users", json={"id": user}).raise_for_status()
+                a.post("/events", json={"user": user, "item": str(anchor), "type": "purchase"}).raise_for_status()
+                a.post("/items", json={"id": item, "title": titles[anchor] + " (extended version)"}).raise_for_status()
+                posted = time.perf_counter()
+                seen = {}
+                while len(seen) < 2 and time.perf_counter() - posted < 10:
+                    if "similar" not in seen and item in [i["id"] for i in b.get(f"/items/{anchor}/similar").json()["items"]]:
+                        seen["similar"] = time.perf_counter() - posted
+                    if "list" not in seen and item in [i["id"] for i in b.get(f"/users/{user}/recommendations").json()["items"]]:
+                        seen["list"] = time.perf_counter() - posted
+                if "similar" in seen:
+                    similar_ms.append(seen["similar"] * 1000)
+                if "list" in seen:
+                    list_ms.append(seen["list"] * 1000)
+                a.delete(f"/users/{user}")
+                a.delete(f"/items/{item}")
+                time.sleep(0.1)
+    finally:
+        for server in servers:
+            server.terminate()
+            server.wait(30)
+
+    def summary(values: list[float]) -> dict:
+        return {"appeared": len(values), "p50_ms": round(float(np.percentile(values, 50)), 1) if values else None,
+                "max_ms": round(float(np.max(values)), 1) if values else None}
+
+    out = {"trials": trials, "similar": summary(similar_ms), "recommendations": summary(list_ms),
+           "load_average_1min": round(os.getloadavg()[0], 2)}
+    print("cross-worker", out, flush=True)
+    return out
+
+
 def crossover(db: Path, model: Path, sizes: list[int], seed: int = 0) -> list[dict]:
     """Exact scan vs HNSW (serving defaults) at several catalogue sizes, on the model's own vectors.
 
@@ -264,6 +307,7 @@ def main() -> None:
     parser.add_argument("--explore-share", type=float, default=0.1)
     parser.add_argument("--ann-threshold", type=int, default=0, help="serve with this ann_threshold (default: the setting's)")
     parser.add_argument("--freshness-trials", type=int, default=30)
+    parser.add_argument("--cross-worker-trials", type=int, default=30, help="0 skips the two-process run")
     parser.add_argument("--crossover", action="store_true", help="also time exact vs HNSW at 17k, 50k, 100k, 200k items")
     parser.add_argument("--loadgen", choices=["auto", "wrk", "python"], default="auto")
     parser.add_argument("--out", type=Path, default=ROOT / "bench/results/serve.json")
@@ -291,6 +335,7 @@ def main() -> None:
         "cpu": platform.processor() or platform.machine(),
         "cores": os.cpu_count(),
         "runs": runs,
+        "cross_worker": cross_worker(args, titles, args.cross_worker_trials) if args.cross_worker_trials else None,
         "crossover": crossover(args.db, args.model, [16980, 50_000, 100_000, 200_000]) if args.crossover
         else previous.get("crossover"),
     }
@@ -304,71 +349,6 @@ def _free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]
-
-
-def write_doc(path: Path, report: dict) -> None:
-    """The generated part of docs/benchmarks/serving.md (a hand-written reading follows it)."""
-    sections = []
-    for run in report["runs"]:
-        rows = "\n".join(
-            f"| {SCENARIOS[name]} | {r['throughput_rps']:.0f} | {r['p50_ms']:.1f} | {r['p90_ms']:.1f} | "
-            f"{r['p99_ms']:.1f} | {r['requests']} | {r['errors'] + r['non_2xx']} | {r['server_cpu_ms_per_request']:.2f} | "
-            f"{r['server_cpu_share']:.2f} | {r['load_average_1min']:.1f} |"
-            for name, r in run["scenarios"].items()
-        )
-        fresh = run["freshness"]
-        sections.append(f"""### {run['workers']} worker(s)
-
-| scenario | req/s | p50 ms | p90 ms | p99 ms | requests | errors | server CPU ms/request | server CPU share | load avg |
-|---|---|---|---|---|---|---|---|---|---|
-{rows}
-
-Freshness ({fresh['trials']} trials): POST /items took p50 {fresh['post_items_p50_ms']} ms (max
-{fresh['post_items_max_ms']} ms); the item appeared in {fresh['appeared']} of {fresh['trials']} trials, p50
-{fresh['freshness_p50_ms']} ms (max {fresh['freshness_max_ms']} ms) after the POST returned, at most
-{fresh['requests_until_seen_max']} request(s) needed.
-""")
-    crossover = report.get("crossover")
-    cross = ""
-    if crossover:
-        lines = "\n".join(
-            f"| {c['items']:,} | {c['dim']} | {c['exact_p50_ms']:.2f} | {c['exact_p99_ms']:.2f} | {c['hnsw_p50_ms']:.2f} | "
-            f"{c['hnsw_p99_ms']:.2f} | {c['recall_at_10']:.4f} | {c['hnsw_build_s']:.1f} | {c['load_average_1min']:.1f} |"
-            for c in crossover
-        )
-        cross = f"""
-## Exact scan vs HNSW on the model's vectors (`--crossover`)
-
-One query at a time, one thread, k = 10; HNSW with the serving defaults (M 32, efConstruction 200,
-efSearch 128, norm-ranged bands). Above 16,980 items the real item vectors are resampled with small
-noise. The exact column is `inner_products` (FAISS's SIMD kernel) plus top-k.
-
-| items | dim | exact p50 ms | exact p99 ms | HNSW p50 ms | HNSW p99 ms | HNSW recall@10 | HNSW build s | load avg |
-|---|---|---|---|---|---|---|---|---|
-{lines}
-"""
-    first = report["runs"][0]
-    text = f"""# Serving benchmark
-
-Command: `{report['command']}`
-
-CiteULike ({first['items']:,} items), model `{first['model_version']}`, `thaw serve` on a
-{report['cores']}-core machine shared with the load generator (`{report['load_generator']}`,
-{report['connections']} connections, closed loop, {report['duration_s']} s per scenario after a 3 s warm-up,
-loopback). Exploration share {report['explore_share']}, impressions logged. Freshness: a new user buys an
-existing item; a new item whose title is that item's title plus " (extended version)" is posted;
-we then ask for the user's top 10.
-
-{chr(10).join(sections)}
-"server CPU ms/request" is the server processes' user+system CPU time (all workers) divided by the
-requests answered: what one request costs, whatever else the machine was doing. "server CPU share"
-is the cores they actually got (1.0 = one full core); "load avg" is the machine's 1-minute load
-average during the run (2 cores: above 2, processes were queueing for a core).
-{cross}
-Raw numbers: `bench/results/serve.json`.
-"""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(text)
 
 
 if __name__ == "__main__":

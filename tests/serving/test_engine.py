@@ -92,3 +92,35 @@ def test_user_attribute_and_text_changes_count_at_once(client: TestClient) -> No
     client.post("/users", json={"id": "writer", "text": "pasta cooking at home"})
     r = client.get("/users/writer/recommendations", params={"k": 2})
     assert set(ids(r)) == {"cook-1", "cook-2"}
+
+
+def test_a_replay_that_read_an_item_before_a_local_delete_does_not_bring_it_back(make_client) -> None:
+    """Regression: the change-log replay read cook-1, a DELETE ran, then the replay indexed the
+    old record, so the deleted item was served again until the next poll."""
+    c = make_client(sync_seconds=3600.0)  # this test drives the replay itself
+    c.post("/items", json=CATALOGUE)
+    engine = c.app.state.engine
+    engine.feed.poll()  # its own writes
+    engine.store.update_item("cook-1", title="Deep space cooking")  # another worker's write
+    read, release = threading.Event(), threading.Event()
+    get_items = engine.store.get_items
+
+    def slow_get_items(ids):
+        found = get_items(ids)
+        if threading.current_thread().name == "replay":
+            read.set()
+            assert release.wait(10)
+        return found
+
+    engine.store.get_items = slow_get_items
+    replay = threading.Thread(target=engine.feed.poll, name="replay")
+    replay.start()
+    assert read.wait(10)
+    deleting = threading.Thread(target=lambda: c.delete("/items/cook-1"))
+    deleting.start()
+    deleting.join(0.3)  # the delete waits for the replay to finish
+    release.set()
+    replay.join(10)
+    deleting.join(10)
+    assert "cook-1" not in engine.catalogue
+    assert c.get("/items/cook-1/similar").status_code == 404

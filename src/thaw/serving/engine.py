@@ -76,6 +76,10 @@ class Engine:
         self._stop = threading.Event()
         self._worker: threading.Thread | None = None
         self._swap_lock = threading.Lock()
+        # Item writes of this worker and replays of others' are applied one at a time, each reading
+        # the store and updating the indexes as one step: a replay that read an item just before a
+        # local delete can then not put it back.
+        self._item_writes = threading.RLock()
         self._model_writes: list[tuple[str, np.ndarray, ItemContent | None, list[str]]] | None = None
         self.resynced_at = self.pruned_at = time.monotonic()
 
@@ -109,6 +113,7 @@ class Engine:
         self.catalogue.activate(np.flatnonzero(alive))
         self.feed.start_at(position)
         self.counters.refresh()
+        self.encoder.encode(["warm-up"])  # a lazily loaded encoder loads now, not in the first POST /items
         log.info(
             "catalogue loaded",
             extra={"items": len(self.catalogue), "seconds": round(time.perf_counter() - started, 3)},
@@ -256,38 +261,43 @@ class Engine:
 
     def add_items(self, records: list[ItemRecord]) -> WriteResult:
         """Store items, then encode and index them: recommendable when this returns."""
-        result = self.store.upsert_items(records)
-        self._index_items(records)
+        with self._item_writes:
+            result = self.store.upsert_items(records)
+            self._index_items(records)
         return result
 
     def update_item(self, item_id: str, fields: dict[str, Any]) -> ItemRecord:
         """Change some of an item's fields and re-encode it."""
-        if fields and not self.store.update_item(item_id, **fields):
-            raise NotFoundError("item", [item_id])
-        found = self.store.get_items([item_id])
-        if not found:
-            raise NotFoundError("item", [item_id])
-        self._index_items(found)
+        with self._item_writes:
+            if fields and not self.store.update_item(item_id, **fields):
+                raise NotFoundError("item", [item_id])
+            found = self.store.get_items([item_id])
+            if not found:
+                raise NotFoundError("item", [item_id])
+            self._index_items(found)
         return found[0]
 
     def delete_item(self, item_id: str) -> None:
         """Remove an item from the store and from every index."""
-        if not self.store.delete_item(item_id):
-            raise NotFoundError("item", [item_id])
-        self._unindex([item_id])
+        with self._item_writes:
+            if not self.store.delete_item(item_id):
+                raise NotFoundError("item", [item_id])
+            self._unindex([item_id])
 
     def reconcile_items(self, item_ids: list[str]) -> None:
         """Bring these items in line with the store: index new or changed ones, drop deleted ones."""
-        stored = {r.id: r for r in self.store.get_items(item_ids)}
-        self._unindex([i for i in item_ids if i not in stored])
-        self._index_items([stored[i] for i in item_ids if i in stored])
+        with self._item_writes:
+            stored = {r.id: r for r in self.store.get_items(item_ids)}
+            self._unindex([i for i in item_ids if i not in stored])
+            self._index_items([stored[i] for i in item_ids if i in stored])
 
     def sync_catalogue(self) -> tuple[int, int]:
         """Reconcile the whole catalogue with the store (the change log's safety net): (added, removed)."""
-        stored = {r.id: r for r in self.store.iter_items()}
-        added = sum(1 for i in stored if i not in self.catalogue)
-        removed = self._unindex([v.id for v in self.catalogue.live_items() if v.id not in stored])
-        self._index_items(list(stored.values()))
+        with self._item_writes:
+            stored = {r.id: r for r in self.store.iter_items()}
+            added = sum(1 for i in stored if i not in self.catalogue)
+            removed = self._unindex([v.id for v in self.catalogue.live_items() if v.id not in stored])
+            self._index_items(list(stored.values()))
         return added, removed
 
     def catch_up(self) -> None:
