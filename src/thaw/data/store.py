@@ -373,6 +373,12 @@ class Store:
         with self.engine.connect() as conn:
             return int(conn.execute(select(func.coalesce(func.max(Change.id), 0))).scalar_one())
 
+    def record_change(self, kind: str, key: str) -> int:
+        """Append one change-log row outside any other write (a new model version, say); its id."""
+        with self.engine.begin() as conn:
+            _record_changes(conn, kind, [key])
+        return self.last_change()
+
     def count_changes_after(self, change_id: int) -> int:
         """How many change-log rows have an id above `change_id` (a cheap "anything new?" test)."""
         with self.engine.connect() as conn:
