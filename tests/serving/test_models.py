@@ -208,3 +208,32 @@ def test_real_retraining_and_checkpoint_round_trip(make_client, tmp_path) -> Non
         assert {i["source"] for i in body["items"]} == {"model"}
     else:
         assert "worse" in version["detail"]
+
+
+def test_a_model_retrained_on_one_worker_is_adopted_by_the_others(make_client, tmp_path, monkeypatch) -> None:
+    """The version is saved under models_dir and its path logged; the other worker loads it."""
+    saved: dict[str, ScaledContent] = {}
+
+    def save(path):
+        path.mkdir(parents=True)
+        saved[str(path)] = ScaledContent()
+
+    def trainer(store, callback):
+        return TrainOutcome(ScaledContent(), {"recall@20": 0.5}, save=save)
+
+    monkeypatch.setattr("thaw.serving.models.load_checkpoint", lambda path: (saved[str(path)], {"recall@20": 0.5}))
+    a = make_client({"trainer": trainer}, models_dir=tmp_path / "models", workers=2)
+    b = make_client(models_dir=tmp_path / "models", workers=2)
+    _seed(a)
+    a.post("/admin/train")
+    version = _wait(a, "live")["version"]
+    deadline = time.monotonic() + 5
+    while b.get("/health").json()["model_version"] != version:
+        assert time.monotonic() < deadline, "the other worker did not adopt the new model"
+        time.sleep(0.02)
+    live = [v for v in b.get("/admin/models").json() if v["status"] == "live"]
+    assert [v["version"] for v in live] == [version] and "another worker" in live[0]["detail"]
+    body = b.get("/users/u/recommendations", params={"k": 3}).json()
+    assert body["model_version"] == version and {i["source"] for i in body["items"]} == {"model"}
+    time.sleep(0.2)  # a's own log row is not adopted again
+    assert [v["status"] for v in a.get("/admin/models").json()] == ["retired", "live"]

@@ -77,6 +77,7 @@ def create_app(
                 engine, config, trainer or make_trainer(config.encoder, config.threads, base_config=base)
             )
             registry.load_initial(live_model, live_metrics)
+            engine.feed.on_model = registry.adopt  # versions other workers train and save
             engine.start()
         except BaseException:
             store.close()

@@ -108,6 +108,29 @@ class ModelRegistry:
             ModelVersion(name, "live", now_utc(), "checkpoint", str(path) if path else None, dict(metrics or {}))
         )
 
+    def _publish(self, path: Path | None) -> None:
+        """Log the new version's location so the other workers on this store adopt it too."""
+        if path is not None:
+            self.engine.store.record_change("model", str(path))
+        elif self.config.workers > 1:
+            log.warning("retrained model not saved (no models_dir): the other workers keep their model")
+
+    def adopt(self, path: str) -> None:
+        """Serve the version another worker trained and saved at `path` (unless it is live here)."""
+        live = self.live()
+        if live is not None and live.path == path:
+            return
+        model, metrics = load_checkpoint(Path(path))
+        name = Path(path).name
+        self.engine.set_model(model, name, metrics)
+        with self._lock:
+            self._versions = [replace(v, status="retired") if v.status == "live" else v for v in self._versions]
+            self._versions = [v for v in self._versions if v.version != name]
+            self._versions.append(
+                ModelVersion(name, "live", now_utc(), "checkpoint", path, dict(metrics), detail="trained by another worker")
+            )
+        log.info("adopted a model trained by another worker", extra={"version": name})
+
     def start_training(self) -> ModelVersion:
         """Start a retraining run in a background thread; TrainingBusyError if one is running."""
         with self._lock:
@@ -167,6 +190,7 @@ class ModelRegistry:
                 path=str(path) if path else None,
                 detail=f"{metric} {new_score:.4f} vs live {baseline}",
             )
+            self._publish(path)
         except Exception as exc:
             log.exception("training failed", extra={"version": name})
             self._set_status(name, status="failed", detail=f"{type(exc).__name__}: {exc}")

@@ -1,8 +1,9 @@
 """Keeping several workers on one store in step: replay the store's change log of catalogue writes.
 
 Every item write (by any worker, or `thaw ingest`) appends a row to the store's change log in the
-same transaction. Each worker polls the rows above the last id it applied and reconciles those
-items with the store (added, changed or deleted). Ids are handed out before a transaction commits,
+same transaction, and a worker that swaps in a retrained model logs where it saved it. Each
+worker polls the rows above the last id it applied, reconciles those items with the store (added,
+changed or deleted) and adopts the newest logged model. Ids are handed out before a transaction commits,
 so on PostgreSQL and MariaDB a lower id can become visible after a higher one: the reader keeps its
 position below such a gap, re-reading past it (applied ids are skipped) until the gap fills or
 `gap_seconds` pass (a rolled-back id never fills). A periodic full reconciliation
@@ -26,9 +27,17 @@ BATCH = 5000
 class ChangeFeed:
     """The position of one worker in the store's change log, and the replay of what lies past it."""
 
-    def __init__(self, store: Store, apply: Callable[[list[str]], None], *, gap_seconds: float = 30.0) -> None:
+    def __init__(
+        self,
+        store: Store,
+        apply: Callable[[list[str]], None],
+        *,
+        gap_seconds: float = 30.0,
+        on_model: Callable[[str], None] | None = None,
+    ) -> None:
         self.store = store
         self.apply = apply  # reconciles these item ids with the store
+        self.on_model = on_model  # adopts the model version saved at this path (the newest logged)
         self.gap_seconds = gap_seconds
         self.position = 0  # every change id <= position is applied (or given up on)
         self._applied: set[int] = set()  # applied ids above `position`
@@ -56,6 +65,9 @@ class ChangeFeed:
                 if keys:
                     self.apply(keys)
                     total += len(keys)
+                models = [key for _, kind, key in fresh if kind == "model"]
+                if models and self.on_model is not None:
+                    self.on_model(models[-1])  # only the newest version matters: every worker converges on it
                 self._applied.update(i for i, _, _ in fresh)
                 if len(rows) < BATCH:
                     break
