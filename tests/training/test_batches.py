@@ -88,3 +88,14 @@ def test_validation_views_follow_the_cold_part() -> None:
     warm_only = sp.csr_matrix(np.array([[1, 0, 0, 0, 0, 0]] + [[0] * 6] * 3, dtype=np.float32))
     views = validation_views(_data(warm_only, warm_users, warm_items))
     assert [v.name for v in views] == ["warm"]
+
+
+def test_ranking_metric_matches_hand_computed_recall_and_ndcg() -> None:
+    from thaw.training.validation import ranking_metric
+
+    scores = np.array([[0.9, 0.8, 0.1, 0.5], [0.1, 0.2, 0.3, 0.4]])
+    relevant = sp.csr_matrix(np.array([[0, 1, 1, 0], [0, 0, 0, 0]], dtype=np.float32))
+    # Row 0 ranks items 0, 1 at k = 2: one of two relevant found; row 1 has nothing relevant.
+    assert ranking_metric(scores, relevant, 2, "recall") == 0.5
+    ndcg = (1 / np.log2(3)) / (1 + 1 / np.log2(3))
+    assert abs(ranking_metric(scores, relevant, 2, "ndcg") - ndcg) < 1e-12

@@ -46,11 +46,11 @@ class TwoTowerConfig:
     learn_text_projection: bool = False  # True lets P move away from its (identity) start
     text_whitening: float = 0.5  # PCA-whitening exponent for text vectors (0 = raw vectors)
     item_ids: bool = True  # id embeddings for warm items
-    id_dim: int = 64  # > 0: ids live in their own coordinates; 0: ids add to the content space
+    id_dim: int = 0  # > 0: ids live in their own coordinates; 0: ids add to the content space
     content_to_ids: bool = True  # with id_dim: a learned map from pooled content into the id block
     user_ids: bool = True  # id embeddings for warm users
     init_scale: float = 10.0  # initial logit scale s (an inverse temperature)
-    id_init_std: float = 0.01
+    id_init_std: float = 1e-3  # small: an untrained model stays a content-KNN
     # Data sizes (0 = absent), set by the estimator.
     n_users: int = 0
     n_items: int = 0
@@ -256,16 +256,28 @@ class TwoTower(nn.Module):
         self.text_transform.copy_(torch.from_numpy(np.asarray(transform, np.float32)))
 
     # ------------------------------------------------------------------ item tower
-    def item_content(self, features: FeatureBatch) -> Tensor:
-        """Content-only item vectors (n, width + 1): what a cold item gets (id block zero)."""
-        content = torch.zeros(features.n, self.dim + 1)  # content block and bias
-        if self.text_projection is not None and features.text is not None:
-            text = (features.text - self.text_mean) @ self.text_transform  # (n, text_dim)
-            content = content + nn.functional.pad(self.text_projection(text), (0, 1))
+    def item_content(self, features: FeatureBatch, text_part: Tensor | None = None) -> Tensor:
+        """Content-only item vectors (n, width + 1): what a cold item gets (id block zero).
+
+        `text_part` (n, d + 1) replaces `item_text_part(features)` when the caller cached it.
+        """
+        content = self.item_text_part(features) if text_part is None else text_part  # (n, d + 1)
         if self.item_residual is not None:
             content = content + self.item_residual(self.item_features(features))
         content = content + nn.functional.pad(self.item_bias, (self.dim, 0))
         return torch.cat([content[:, :-1], torch.zeros(features.n, self.id_dim), content[:, -1:]], dim=1)
+
+    def item_text_part(self, features: FeatureBatch) -> Tensor:
+        """The projected, whitened text vectors (n, d + 1) (bias coordinate 0)."""
+        if self.text_projection is None or features.text is None:
+            return torch.zeros(features.n, self.dim + 1)
+        text = (features.text - self.text_mean) @ self.text_transform  # (n, text_dim)
+        return nn.functional.pad(self.text_projection(text), (0, 1))
+
+    @property
+    def text_part_is_fixed(self) -> bool:
+        """True when nothing trainable acts on the text, so its projection can be cached."""
+        return self.text_projection is None or not self.text_projection.weight.requires_grad
 
     def item_id_part(self, index: Tensor) -> Tensor:
         """The id part (n, width + 1) of items by training index; zeros when ids are off."""

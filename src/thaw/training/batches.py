@@ -76,10 +76,12 @@ class BatchSampler:
             targets.append(items[:n_targets])
             histories.append(items[n_targets : n_targets + n_history])
             history_weights.append(weights[n_targets : n_targets + n_history])
-        extra = (
-            rng.choice(self.warm_items, size=min(cfg.n_random_negatives, len(self.warm_items)), replace=False)
-            if cfg.n_random_negatives and len(self.warm_items) else np.zeros(0, np.int64)
-        )
+        if len(self.warm_items) <= cfg.full_softmax_items:
+            extra = self.warm_items  # every warm item competes: no sampling bias towards popular ones
+        elif cfg.n_random_negatives and len(self.warm_items):
+            extra = rng.choice(self.warm_items, size=min(cfg.n_random_negatives, len(self.warm_items)), replace=False)
+        else:
+            extra = np.zeros(0, np.int64)
         candidates = np.unique(np.concatenate([*targets, *histories, extra]).astype(np.int64))
         length = max((len(h) for h in histories), default=0)
         history_index = np.zeros((len(users), length), np.int64)

@@ -46,6 +46,7 @@ class TrainConfig:
     max_targets: int = 32
     target_fraction: float = 0.2  # share of a user's items used as targets in a batch
     n_random_negatives: int = 512
+    full_softmax_items: int = 50_000  # up to this many warm items, every one is a candidate
     item_id_dropout: float = 0.5  # DropoutNet: probability an item's id part is dropped
     user_modes: tuple[float, ...] = (0.4, 0.3, 0.15, 0.15)  # warm, history, onboarding, cold
     onboarding_max: int = 5
@@ -58,6 +59,7 @@ class TrainConfig:
     eval_every: int = 1
     patience: int = 6  # evaluations without improvement before stopping
     eval_k: int = 20
+    eval_metric: str = "recall"  # "recall" or "ndcg" at eval_k, on the validation views
     validation: str = "auto"  # "auto": the cold part of the validation decides; "all": every view
     max_eval_history: int = 512
     max_seconds: float | None = None  # wall-clock budget for training
@@ -67,7 +69,7 @@ class TrainConfig:
     def __post_init__(self) -> None:
         if self.loss not in losses.LOSSES:
             raise ValueError(f"loss must be one of {losses.LOSSES}, got {self.loss!r}")
-        for name in ("epochs", "batch_users", "max_history", "max_targets", "eval_every",
+        for name in ("epochs", "batch_users", "max_history", "max_targets", "eval_every", "full_softmax_items",
                      "patience", "eval_k", "max_eval_history", "threads", "onboarding_max"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
@@ -87,6 +89,8 @@ class TrainConfig:
                 raise ValueError(f"{name} must be >= 0, got {getattr(self, name)}")
         if self.distill_count_scale <= 0 or self.distill_cap <= 0:
             raise ValueError("distill_count_scale and distill_cap must be > 0")
+        if self.eval_metric not in ("recall", "ndcg"):
+            raise ValueError(f"eval_metric must be 'recall' or 'ndcg', got {self.eval_metric!r}")
         if self.validation not in VALIDATION_MODES:
             raise ValueError(f"validation must be one of {VALIDATION_MODES}, got {self.validation!r}")
         if self.max_seconds is not None and self.max_seconds <= 0:
@@ -165,8 +169,12 @@ def train(
     item_counts = torch.from_numpy(np.diff(data.train.tocsc().indptr).astype(np.float32))
     teacher_weight = losses.teacher_weights(item_counts, config.distill_count_scale, config.distill_cap)
     log_popularity = torch.log1p(item_counts)
+    text_cache = None
+    if model.text_part_is_fixed:
+        with torch.no_grad():  # the text path does not train: project every item's text once
+            text_cache = model.item_text_part(data.items.rows(np.arange(data.train.shape[1])))
     optimizer = torch.optim.Adam(_param_groups(model, config))
-    history = History(metric=f"recall@{config.eval_k}")
+    history = History(metric=f"{config.eval_metric}@{config.eval_k}")
     views = validation_views(data, include_warm=config.validation == "all", seed=config.seed)
     validate = bool(views)
     start = time.perf_counter()
@@ -183,7 +191,7 @@ def train(
         model.train()
         total, n_batches = 0.0, 0
         for batch in sampler.epoch():
-            loss = _batch_loss(model, batch, data, config, generator, teacher_weight, log_popularity)
+            loss = _batch_loss(model, batch, data, config, generator, teacher_weight, log_popularity, text_cache)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
@@ -251,9 +259,11 @@ def _batch_loss(
     generator: torch.Generator,
     teacher_weight: torch.Tensor,
     log_popularity: torch.Tensor,
+    text_cache: torch.Tensor | None,
 ) -> torch.Tensor:
     candidates = torch.from_numpy(batch.candidates)
-    content = model.item_content(data.items.rows(batch.candidates))  # (C, width + 1)
+    text_part = None if text_cache is None else text_cache[candidates]
+    content = model.item_content(data.items.rows(batch.candidates), text_part)  # (C, width + 1)
     id_part = model.item_id_part(candidates)  # (C, width + 1)
     keep = (torch.rand(len(candidates), generator=generator) >= config.item_id_dropout).float()
     table = content + keep[:, None] * id_part

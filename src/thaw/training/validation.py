@@ -101,7 +101,7 @@ def _reveal(pairs: sp.csr_matrix, k: int, rng: np.random.Generator) -> tuple[sp.
 
 
 def evaluate(model: TwoTower, data: TrainingData, config: TrainConfig, views: list[ValidationView]) -> dict[str, float]:
-    """Validation Recall@k of each view (history items excluded from the ranking)."""
+    """Validation `config.eval_metric`@k of each view (history items excluded from the ranking)."""
     items = item_table(model, data.items, data.warm_items)
     out = {}
     for view in views:
@@ -113,11 +113,27 @@ def evaluate(model: TwoTower, data: TrainingData, config: TrainConfig, views: li
         scores = (vectors @ items[torch.from_numpy(view.candidates)].T).numpy()  # (n_users, n_candidates)
         seen = view.history[:, view.candidates]
         scores[seen.nonzero()] = -np.inf
-        k = min(config.eval_k, len(view.candidates))
-        top = np.argpartition(-scores, k - 1, axis=1)[:, :k]
         relevant = view.relevant[:, view.candidates].tocsr()
-        hits = np.asarray(relevant[np.arange(len(view.users))[:, None], top].sum(axis=1)).ravel()
-        n_relevant = np.diff(relevant.indptr)
-        has = n_relevant > 0
-        out[view.name] = float(np.mean(hits[has] / n_relevant[has])) if has.any() else 0.0
+        out[view.name] = ranking_metric(scores, relevant, config.eval_k, config.eval_metric)
     return out
+
+
+def ranking_metric(scores: np.ndarray, relevant: sp.csr_matrix, k: int, metric: str) -> float:
+    """Mean Recall@k (hits / |relevant|) or NDCG@k (binary gains) over rows with a relevant item."""
+    k = min(k, scores.shape[1])
+    top = np.argpartition(-scores, k - 1, axis=1)[:, :k]
+    rows = np.arange(scores.shape[0])[:, None]
+    top = top[rows, np.argsort(-scores[rows, top], axis=1, kind="stable")]  # best first
+    picked = relevant[rows, top]  # sparse or dense depending on the scipy version
+    gains = ((picked.toarray() if sp.issparse(picked) else np.asarray(picked)) > 0).astype(np.float64)
+    n_relevant = np.diff(relevant.indptr)
+    has = n_relevant > 0
+    if not has.any():
+        return 0.0
+    if metric == "recall":
+        values = gains.sum(axis=1) / np.maximum(n_relevant, 1)
+    else:
+        discounts = 1.0 / np.log2(np.arange(2, k + 2))
+        ideal = np.array([discounts[: min(n, k)].sum() for n in n_relevant])
+        values = (gains @ discounts) / np.maximum(ideal, 1e-12)
+    return float(np.mean(values[has]))
