@@ -238,6 +238,9 @@ def cross_worker(args: argparse.Namespace, titles: dict[str, str], trials: int, 
     return out
 
 
+POOL_FETCH = 274  # k 10 + exploration pool 200 + 64 spare: what one request fetches when it explores
+
+
 def crossover(db: Path, model: Path, sizes: list[int], seed: int = 0) -> list[dict]:
     """Exact scan vs HNSW (serving defaults) at several catalogue sizes, on the model's own vectors.
 
@@ -275,19 +278,28 @@ def crossover(db: Path, model: Path, sizes: list[int], seed: int = 0) -> list[di
         started = time.perf_counter()
         ann = FaissHnswIndex.from_matrix(matrix, np.ones(n, bool), **defaults.hnsw_options)
         build = time.perf_counter() - started
-        exact_ms, ann_ms, recall = [], [], []
+        exact_ms, ann_ms, pool_ms, recall, pool_recall = [], [], [], [], []
         for query in queries:
+            # What one request does: the scan with one partial sort (chain and exploration pool),
+            # or one graph search for the chain alone / for the chain and a 200-row pool together.
             t0 = time.perf_counter()
-            truth, _ = top_k(inner_products(matrix, query), 10)
+            truth, _ = top_k(inner_products(matrix, query), 512)
             t1 = time.perf_counter()
             found, _ = ann.search(query[None], 10)
             t2 = time.perf_counter()
+            fetched, _ = ann.search(query[None], POOL_FETCH)
+            t3 = time.perf_counter()
             exact_ms.append((t1 - t0) * 1000)
             ann_ms.append((t2 - t1) * 1000)
-            recall.append(len(set(truth.tolist()) & set(found[0].tolist())) / 10)
+            pool_ms.append((t3 - t2) * 1000)
+            recall.append(len(set(truth[:10].tolist()) & set(found[0].tolist())) / 10)
+            pool_recall.append(len(set(truth[:POOL_FETCH].tolist()) & set(fetched[0].tolist())) / POOL_FETCH)
         row = {"items": n, "dim": int(matrix.shape[1]), "hnsw_build_s": round(build, 1), "recall_at_10": round(float(np.mean(recall)), 4),
                "exact_p50_ms": round(float(np.percentile(exact_ms, 50)), 3), "exact_p99_ms": round(float(np.percentile(exact_ms, 99)), 3),
                "hnsw_p50_ms": round(float(np.percentile(ann_ms, 50)), 3), "hnsw_p99_ms": round(float(np.percentile(ann_ms, 99)), 3),
+               "hnsw_pool_p50_ms": round(float(np.percentile(pool_ms, 50)), 3),
+               "hnsw_pool_p99_ms": round(float(np.percentile(pool_ms, 99)), 3),
+               "recall_at_pool": round(float(np.mean(pool_recall)), 4),
                "load_average_1min": round(os.getloadavg()[0], 2)}
         print("crossover", row, flush=True)
         out.append(row)
@@ -309,6 +321,8 @@ def main() -> None:
     parser.add_argument("--freshness-trials", type=int, default=30)
     parser.add_argument("--cross-worker-trials", type=int, default=30, help="0 skips the two-process run")
     parser.add_argument("--crossover", action="store_true", help="also time exact vs HNSW at 17k, 50k, 100k, 200k items")
+    parser.add_argument("--crossover-only", action="store_true", help="only that; keep the last serving runs")
+    parser.add_argument("--crossover-sizes", default="16980,50000,100000,200000")
     parser.add_argument("--loadgen", choices=["auto", "wrk", "python"], default="auto")
     parser.add_argument("--out", type=Path, default=ROOT / "bench/results/serve.json")
     parser.add_argument("--doc", type=Path, default=ROOT / "docs/benchmarks/serving.md")
@@ -323,6 +337,12 @@ def main() -> None:
         titles = {i.id: i.title for i in store.iter_items()}
         users = sorted({e.user for e in store.iter_events()})
     previous = json.loads(args.out.read_text()) if args.out.exists() else {}
+    sizes = [int(n) for n in args.crossover_sizes.split(",")]
+    if args.crossover_only:
+        previous["crossover"] = crossover(args.db, args.model, sizes)
+        args.out.write_text(json.dumps(previous, indent=2) + "\n")
+        write_doc(args.doc, previous)
+        return
     runs = [run_workers(args, int(w), titles, users, tool) for w in args.workers.split(",")]
     report = {
         "command": "make bench-serve  (python bench/bench_serve.py " + " ".join(sys.argv[1:]) + ")",
@@ -336,7 +356,7 @@ def main() -> None:
         "cores": os.cpu_count(),
         "runs": runs,
         "cross_worker": cross_worker(args, titles, args.cross_worker_trials) if args.cross_worker_trials else None,
-        "crossover": crossover(args.db, args.model, [16980, 50_000, 100_000, 200_000]) if args.crossover
+        "crossover": crossover(args.db, args.model, sizes) if args.crossover
         else previous.get("crossover"),
     }
     args.out.parent.mkdir(parents=True, exist_ok=True)

@@ -115,8 +115,8 @@ def test_a_model_above_the_threshold_gets_an_hnsw_index_built_off_the_lock(seede
 
 
 def test_exploration_pool_with_an_hnsw_index(monkeypatch) -> None:
-    """Every branch of the pool (exact over few low-exposure rows, exclusion list, over-fetch)
-    returns low-exposure, unblocked rows, close to the exact pool."""
+    """Every branch of the pool (from the request's one search, exact over few low-exposure rows,
+    an exclusion list, over-fetching) returns low-exposure, unblocked rows, close to the exact pool."""
     rng = np.random.default_rng(1)
     n, dim = 3000, 16
     vectors = rng.standard_normal((n, dim)).astype(np.float32)
@@ -126,7 +126,7 @@ def test_exploration_pool_with_an_hnsw_index(monkeypatch) -> None:
     alive = np.ones(n, bool)
     query = rng.standard_normal(dim).astype(np.float32)
     blocked = set(rng.choice(n, 20, replace=False).tolist())
-    for low_share, exact_rows, exclude_limit in ((0.05, 4096, 4096), (0.9, 10, 4096), (0.5, 10, 10)):
+    for low_share, exact_rows, exclude_limit in ((0.9, 10, 10), (0.05, 4096, 4096), (0.2, 10, 4096), (0.2, 10, 10)):
         monkeypatch.setattr(chain, "EXACT_POOL_ROWS", exact_rows)
         monkeypatch.setattr(chain, "EXCLUDE_LIMIT", exclude_limit)
         low = rng.random(n) < low_share

@@ -39,18 +39,26 @@ class RecommendationList:
 
 EXACT_POOL_ROWS = 4096  # below this many low-exposure rows, the pool is scored exactly over them
 EXCLUDE_LIMIT = 4096  # above this many rows to leave out, the index is over-fetched and filtered
+EXCLUDE_RANKED = 256  # above this many rows to skip (seen items), a graph search excludes them itself
 
 
 class SourceSearch:
-    """One source's query vector against its index, for one request."""
+    """One source's query vector against its index, for one request: one scan or one graph search.
 
-    def __init__(self, index: VectorIndex, vector: np.ndarray, n_rows: int) -> None:
+    `ranked(m)` holds the best rows, best first; the chain and the exploration pool both read
+    their rows from it, so an exact index is scanned (and partially sorted) once per request and
+    an HNSW index searched once, for `prefetch` rows (the chain's and the pool's together).
+    """
+
+    def __init__(self, index: VectorIndex, vector: np.ndarray, n_rows: int, prefetch: int = 0) -> None:
         self.index = index
         self.vector = np.asarray(vector, np.float32)
         self.n_rows = n_rows
+        self.prefetch = prefetch
         self.exact = is_exact(index)
         self._scores: np.ndarray | None = None
-        self._ranked: tuple[np.ndarray, np.ndarray] | None = None  # the best rows of the scan, best first
+        self._ranked: tuple[np.ndarray, np.ndarray] | None = None
+        self._complete = False  # `_ranked` holds every row there is
 
     def scores(self) -> np.ndarray:
         """Scores against every catalogue row, computed once: (n_rows,) float32."""
@@ -59,35 +67,43 @@ class SourceSearch:
         return self._scores
 
     def ranked(self, m: int) -> tuple[np.ndarray, np.ndarray]:
-        """At least the m best rows of the scan and their scores, best first (one partial sort per request)."""
-        if self._ranked is None or (len(self._ranked[0]) < m and len(self._ranked[0]) == self._wanted):
-            self._wanted = max(m, 512)  # enough for the chain and the exploration pool together
-            self._ranked = top_k(self.scores(), self._wanted)
+        """At least the m best rows (fewer when there are fewer) and their scores, best first."""
+        if self._ranked is None or (len(self._ranked[0]) < m and not self._complete):
+            if self.exact:
+                want = max(m, self.prefetch, 512)  # the partial sort costs the same for a few hundred
+                self._ranked = top_k(self.scores(), want)
+            else:
+                want = max(m, self.prefetch)
+                rows, scores = self.index.search(self.vector[None], want)
+                found = rows[0] >= 0
+                self._ranked = (rows[0][found], scores[0][found])
+            self._complete = len(self._ranked[0]) < want
         return self._ranked
 
     def top(self, k: int, taken: set[int]) -> tuple[np.ndarray, np.ndarray]:
         """The k best rows not in `taken`, best first (ties by lower row)."""
-        if self.exact:
-            # At most len(taken) of the best k + len(taken) rows are taken: the rest hold the answer.
-            rows, values = self.ranked(k + len(taken))
-            keep = _outside(rows, taken)
-            return rows[keep][:k], values[keep][:k]
-        exclude = np.fromiter(taken, np.int64, len(taken))
-        rows, scores = self.index.search(self.vector[None], k, [exclude])
-        keep = rows[0] >= 0
-        return rows[0][keep], scores[0][keep]
+        if not self.exact and len(taken) > EXCLUDE_RANKED:
+            # A long history: let the graph search skip it rather than fetch past it.
+            exclude = np.fromiter(taken, np.int64, len(taken))
+            rows, scores = self.index.search(self.vector[None], k, [exclude])
+            keep = rows[0] >= 0
+            return rows[0][keep], scores[0][keep]
+        # At most len(taken) of the best k + len(taken) rows are taken: the rest hold the answer.
+        rows, values = self.ranked(k + len(taken))
+        keep = _outside(rows, taken)
+        return rows[keep][:k], values[keep][:k]
 
     def pool(self, low: np.ndarray, alive: np.ndarray, size: int, blocked: set[int]) -> np.ndarray:
         """Up to `size` low-exposure rows (`low`, (n,) bool) not `blocked`, most relevant first."""
+        # Usually most rows are low-exposure: the best rows already fetched hold the pool.
+        rows, _ = self.ranked(size + len(blocked) + 64)
+        rows = rows[rows < len(low)]  # rows added since `low` was read wait for the next request
+        rows = rows[low[rows] & _outside(rows, blocked)]
+        if len(rows) >= size or self._complete:
+            return rows[:size]
         if self.exact:
             relevance = self.scores()
             m = min(len(low), len(relevance))  # rows added since the scan are not in it
-            # Usually most rows are low-exposure: the scan's best rows already hold the pool.
-            rows, _ = self.ranked(size + len(blocked) + 64)
-            rows = rows[rows < m]
-            rows = rows[low[rows] & _outside(rows, blocked)]
-            if len(rows) >= size:
-                return rows[:size]
             scores = np.where(low[:m], relevance[:m], -np.inf).astype(np.float32)
             return top_excluding(scores, size, blocked)[0]
         blocked_rows = np.fromiter(blocked, np.int64, len(blocked))
@@ -110,7 +126,9 @@ class SourceSearch:
         return rows[:size]
 
 
-def searches_for(engine: Engine, state: ModelState | None) -> Callable[[str, np.ndarray], SourceSearch]:
+def searches_for(
+    engine: Engine, state: ModelState | None, prefetch: int = 0
+) -> Callable[[str, np.ndarray], SourceSearch]:
     """A factory of SourceSearch per (source, vector) for one request, each made once."""
     made: dict[str, SourceSearch] = {}
     n_rows = engine.catalogue.n_rows
@@ -118,7 +136,7 @@ def searches_for(engine: Engine, state: ModelState | None) -> Callable[[str, np.
     def search(source: str, vector: np.ndarray) -> SourceSearch:
         if source not in made:
             index = state.index if source == "model" and state is not None else engine.content_index
-            made[source] = SourceSearch(index, vector, n_rows)
+            made[source] = SourceSearch(index, vector, n_rows, prefetch)
         return made[source]
 
     return search
@@ -215,7 +233,10 @@ def recommend(engine: Engine, profile: Profile, k: int, *, exclude_seen: bool, e
     exclude = profile.seen if exclude_seen else np.empty(0, np.int64)
     state = engine.model_state
     queries = queries_for(engine, profile, state)
-    search = searches_for(engine, state)
+    exploring = engine.config.exploration
+    # One search serves the chain and the exploration pool: fetch for both at once.
+    prefetch = k + len(exclude) + (exploring.pool + 64 if exploring.share > 0 else 0)
+    search = searches_for(engine, state, prefetch)
     rng = np.random.default_rng([engine.config.exploration.seed, next(engine._requests)])
     served = fill(engine, queries, k, exclude, search)
     served = explore(engine, served, queries, k, exclude, search, rng)
