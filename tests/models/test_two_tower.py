@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import math
 
 import numpy as np
 import pytest
@@ -68,7 +69,8 @@ def test_shapes_and_bias_coordinate() -> None:
 def test_untrained_model_ranks_like_content_knn() -> None:
     """Identity projection and zero residuals: score = scale * mean cosine to the history."""
     rng = np.random.default_rng(1)
-    config = TwoTowerConfig(n_users=3, n_items=30, text_dim=DIM, item_ids=False, user_ids=False)
+    config = TwoTowerConfig(n_users=3, n_items=30, text_dim=DIM, item_ids=False, user_ids=False,
+                            history_shrinkage=False)
     network = TwoTower(config)
     network.reset_parameters(torch.Generator().manual_seed(0))
     items = _features(30, rng)
@@ -119,6 +121,26 @@ def test_whitening_evens_out_dominant_directions() -> None:
     mean, partial = whitening(x, 0.5)
     ratio = np.linalg.eigvalsh(np.cov(((x - mean) @ partial).T))
     assert spread.max() / spread.min() < ratio.max() / ratio.min() < 400  # in between
+
+
+def test_short_histories_shrink_towards_the_no_history_vector() -> None:
+    network = TwoTower(TwoTowerConfig(n_users=2, n_items=40, text_dim=DIM, item_ids=False, user_ids=False))
+    network.reset_parameters(torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        network.shrinkage.fill_(math.log(math.e**2 - 1))  # kappa = 2
+        network.empty_history.fill_(0.5)
+    items = EntityFeatures(np.tile(np.eye(DIM, dtype=np.float32)[:1], (40, 1)))  # every item the same
+    table = item_table(network, items, np.zeros(40, bool))
+    one = sp.csr_matrix(([1.0], ([0], [0])), shape=(1, 40), dtype=np.float32)
+    many = sp.csr_matrix(np.ones((1, 40), dtype=np.float32))
+    args = (EntityFeatures(), np.zeros(1, int), np.zeros(1, int), np.zeros(1, bool))
+    scale = network.log_scale.exp().item()
+    v_one = user_table(network, table, one, *args, max_history=40)[0, :DIM] / scale
+    v_many = user_table(network, table, many, *args, max_history=40)[0, :DIM] / scale
+    item = table[0, :DIM]
+    # trust = n / (n + 2): one item -> 1/3 of the item, 2/3 of the prior; forty items -> 40/42.
+    torch.testing.assert_close(v_one, item / 3 + 0.5 * 2 / 3, rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(v_many, item * 40 / 42 + 0.5 * 2 / 42, rtol=1e-5, atol=1e-5)
 
 
 # ---------------------------------------------------------------------- estimator

@@ -99,3 +99,21 @@ def test_ranking_metric_matches_hand_computed_recall_and_ndcg() -> None:
     assert ranking_metric(scores, relevant, 2, "recall") == 0.5
     ndcg = (1 / np.log2(3)) / (1 + 1 / np.log2(3))
     assert abs(ranking_metric(scores, relevant, 2, "ndcg") - ndcg) < 1e-12
+
+
+def test_onboarding_role_sees_the_earliest_interactions_when_times_are_known() -> None:
+    train = _train(seed=2)
+    train.sort_indices()
+    rng = np.random.default_rng(0)
+    times = rng.permutation(train.nnz).astype(np.int64)  # distinct times
+    config = TrainConfig(batch_users=30, user_modes=(0.0, 0.0, 1.0, 0.0), onboarding_max=3)
+    batch = BatchSampler(train, np.ones(50, bool), config, np.random.default_rng(1), times).batch(np.arange(30))
+    for row, user in enumerate(batch.users):
+        lo, hi = train.indptr[user], train.indptr[user + 1]
+        if hi - lo < 2:
+            continue
+        history = batch.candidates[batch.history_index[row][batch.history_weight[row] > 0]]
+        earliest = train.indices[lo:hi][np.argsort(times[lo:hi])][: len(history)]
+        assert set(history) == set(earliest)
+        targets = set(batch.candidates[batch.positives[row]])
+        assert targets and not targets & set(history)

@@ -11,7 +11,7 @@ import numpy as np
 import scipy.sparse as sp
 import torch
 
-from thaw.data.dataset import ItemContent, UserContent
+from thaw.data.dataset import EventArrays, ItemContent, UserContent
 from thaw.models.base import FitData
 from thaw.models.tfidf_text import NAME as TFIDF
 from thaw.models.tfidf_text import TfidfTextEncoder
@@ -21,6 +21,7 @@ from thaw.models.two_tower import (
     TwoTowerConfig,
     item_table,
     user_table,
+    WHITENING_MIN_ROWS,
     whitening,
 )
 from thaw.training import loop
@@ -129,9 +130,11 @@ class ThawRecommender:
         )
         model = TwoTower(model_config)
         model.reset_parameters(torch.Generator().manual_seed(config.train.seed))
-        if items.text is not None and model_config.text_whitening > 0 and data.warm_items.any():
+        enough = items.text is not None and data.warm_items.sum() >= WHITENING_MIN_ROWS * items.text.shape[1]
+        if enough and model_config.text_whitening > 0:
             model.set_text_whitening(*whitening(items.text[data.warm_items], model_config.text_whitening))
         train = data.train.tocsr().astype(np.float32)
+        train.sort_indices()
         training = TrainingData(
             train=train,
             items=items,
@@ -140,6 +143,7 @@ class ThawRecommender:
             warm_items=np.asarray(data.warm_items, bool),
             validation=data.validation,
             validation_items=data.validation_items,
+            train_times=None if data.train_events is None else pair_times(train, data.train_events),
         )
         with _threads(config.train.threads):
             self.history_: History = loop.train(model, training, config.train, callback=callback)
@@ -254,6 +258,22 @@ class ThawRecommender:
     def _check_fitted(self) -> None:
         if not hasattr(self, "model_"):
             raise RuntimeError("ThawRecommender is not fitted: call fit() or checkpoint.load() first")
+
+
+def pair_times(train: sp.csr_matrix, events: EventArrays) -> np.ndarray:
+    """(nnz,) the first event time of each (user, item) entry of `train` (sorted indices); 0 if none."""
+    if len(events) == 0:
+        return np.zeros(train.nnz, np.int64)
+    n_items = train.shape[1]
+    keys = events.user.astype(np.int64) * n_items + events.item.astype(np.int64)
+    order = np.lexsort((events.time, keys))
+    keys, times = keys[order], events.time[order]
+    first = np.r_[True, keys[1:] != keys[:-1]]  # the earliest event of each pair
+    keys, times = keys[first], times[first]
+    rows = np.repeat(np.arange(train.shape[0], dtype=np.int64), np.diff(train.indptr))
+    wanted = rows * n_items + train.indices.astype(np.int64)
+    at = np.minimum(np.searchsorted(keys, wanted), len(keys) - 1)
+    return np.where(keys[at] == wanted, times[at], 0).astype(np.int64)
 
 
 def _fit_attributes(attributes: list[dict[str, Any]], rows: np.ndarray) -> Any:

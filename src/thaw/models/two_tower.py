@@ -40,6 +40,7 @@ class TwoTowerConfig:
     n_heads: int = 2  # attention heads pooling the history
     key_dim: int = 64  # size of attention keys and queries
     attention: bool = True  # False pools the history with an event-weighted mean
+    history_shrinkage: bool = True  # short histories lean towards the no-history vector
     item_residual: bool = True  # learned residual MLP over item attributes (and text, see below)
     residual_text: bool = False  # the item residual also reads the text vector
     user_residual: bool = False  # learned residual MLP on the pooled history
@@ -214,6 +215,8 @@ class TwoTower(nn.Module):
             nn.Linear(d, config.id_dim, bias=False) if config.id_dim and config.content_to_ids else None
         )
         self.log_scale = nn.Parameter(torch.tensor(math.log(config.init_scale)))
+        # n / (n + kappa) of the pooled history, the rest from the empty-history vector.
+        self.shrinkage = nn.Parameter(torch.zeros(1)) if config.history_shrinkage else None
 
     @torch.no_grad()
     def reset_parameters(self, generator: torch.Generator) -> None:
@@ -248,6 +251,8 @@ class TwoTower(nn.Module):
             if table is not None:
                 table.weight.normal_(0.0, cfg.id_init_std, generator=generator)
         self.log_scale.fill_(math.log(cfg.init_scale))
+        if self.shrinkage is not None:
+            self.shrinkage.fill_(math.log(math.e - 1) - 3.0)  # softplus -> kappa ~ 0.05: barely any at start
 
     @torch.no_grad()
     def set_text_whitening(self, mean: np.ndarray, transform: np.ndarray) -> None:
@@ -347,6 +352,12 @@ class TwoTower(nn.Module):
         else:
             weights = history_weight / history_weight.sum(dim=1, keepdim=True).clamp_min(1e-12)
             pooled = torch.einsum("bl,bld->bd", weights, history)
+        if self.shrinkage is not None:
+            # Bayesian-style shrinkage: a user with 1-3 items is mostly the prior, one with 50 is not.
+            count = present.sum(dim=1, keepdim=True).float()  # (B, 1)
+            kappa = nn.functional.softplus(self.shrinkage)
+            trust = count / (count + kappa)
+            pooled = trust * pooled + (1.0 - trust) * empty
         return torch.where(has_history[:, None], pooled, empty)
 
 

@@ -32,10 +32,18 @@ class BatchSampler:
     """Draws batches of warm users from a seeded generator; one epoch visits every user once."""
 
     def __init__(
-        self, train: sp.csr_matrix, warm_items: np.ndarray, config: TrainConfig, rng: np.random.Generator
+        self,
+        train: sp.csr_matrix,
+        warm_items: np.ndarray,
+        config: TrainConfig,
+        rng: np.random.Generator,
+        times: np.ndarray | None = None,
     ) -> None:
         self.train = train.tocsr()
-        self.train.sort_indices()
+        if not self.train.has_sorted_indices:
+            raise ValueError("train must have sorted indices (times align with its entries)")
+        # (nnz,) time of each training pair, aligned with train.data; None: no order known.
+        self.times = times
         self.config = config
         self.rng = rng
         self.users = np.flatnonzero(np.diff(self.train.indptr) > 0)
@@ -64,6 +72,16 @@ class BatchSampler:
             order = rng.permutation(hi - lo)
             items, weights = self.train.indices[lo:hi][order], self.train.data[lo:hi][order]
             n = len(items)
+            if mode == ONBOARDING and self.times is not None and n > 1:
+                # A newcomer's history is their *first* interactions, which are not a random
+                # sample of their taste: learn from the earliest ones (random among ties).
+                by_time = np.lexsort((rng.random(n), self.times[lo:hi]))
+                k = min(int(rng.integers(1, cfg.onboarding_max + 1)), n - 1)
+                later = rng.permutation(by_time[k:])[: cfg.max_targets]
+                targets.append(self.train.indices[lo:hi][later])
+                histories.append(self.train.indices[lo:hi][by_time[:k]])
+                history_weights.append(self.train.data[lo:hi][by_time[:k]])
+                continue
             if mode == COLD or n == 1:
                 n_targets = min(n, cfg.max_targets)
                 n_history = 0 if mode == COLD else n - n_targets

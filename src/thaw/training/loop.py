@@ -37,7 +37,7 @@ class TrainConfig:
     """How the two-tower model is trained."""
 
     epochs: int = 60
-    batch_users: int = 256
+    batch_users: int = 128
     lr: float = 5e-4
     content_lr_scale: float = 0.1  # learning-rate factor for the maps on the pretrained space
     id_lr: float = 3e-3  # learning rate of the id embedding tables
@@ -48,7 +48,7 @@ class TrainConfig:
     n_random_negatives: int = 512
     full_softmax_items: int = 50_000  # up to this many warm items, every one is a candidate
     item_id_dropout: float = 0.5  # DropoutNet: probability an item's id part is dropped
-    user_modes: tuple[float, ...] = (0.4, 0.3, 0.15, 0.15)  # warm, history, onboarding, cold
+    user_modes: tuple[float, ...] = (0.3, 0.2, 0.3, 0.2)  # warm, history, onboarding, cold
     onboarding_max: int = 5
     distill_weight: float = 0.0  # ALDI ranking-aligning weight (0 = off)
     distill_rating_weight: float = 0.0  # ALDI rating-distribution aligning weight
@@ -119,6 +119,7 @@ class TrainingData:
     warm_items: np.ndarray  # (n_items,) bool
     validation: sp.csr_matrix | None = None  # (n_users, n_items) held-out positives
     validation_items: np.ndarray | None = None  # candidate item indices for validation
+    train_times: np.ndarray | None = None  # (nnz,) first-event time of each pair of `train`
 
 
 @dataclass(frozen=True)
@@ -163,7 +164,7 @@ def train(
     """Train `model` in place; it ends with the weights of the best validation epoch."""
     generator = torch.Generator().manual_seed(config.seed)
     rng = np.random.default_rng(config.seed)
-    sampler = BatchSampler(data.train, data.warm_items, config, rng)
+    sampler = BatchSampler(data.train, data.warm_items, config, rng, data.train_times)
     if sampler.n_users == 0:
         raise ValueError("no user has a training interaction: nothing to learn from")
     item_counts = torch.from_numpy(np.diff(data.train.tocsc().indptr).astype(np.float32))
