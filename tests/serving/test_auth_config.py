@@ -58,3 +58,15 @@ def test_bad_config_names_file_and_field(tmp_path: Path, text: str, message: str
     with pytest.raises(ValueError, match=r"bad\.toml") as info:
         load_serve_config(config_file=path, environ={})
     assert message in str(info.value)
+
+
+def test_index_and_sync_settings(tmp_path: Path) -> None:
+    path = tmp_path / "serve.toml"
+    path.write_text("[serve]\nhnsw_ef_search = 64\nsync_seconds = 0.2\nhistory_cache_users = 0\n")
+    cfg = load_serve_config(config_file=path, environ={"THAW_ANN_THRESHOLD": "2000"})
+    assert cfg.ann_threshold == 2000 and cfg.sync_seconds == 0.2 and cfg.history_cache_users == 0
+    assert cfg.hnsw_options == {"m": 32, "ef_construction": 200, "ef_search": 64, "n_threads": 1}
+    for bad, message in (("ann_threshold = 0", "ann_threshold"), ("hnsw_m = 1", "hnsw_m"), ("sync_seconds = 0", "sync_seconds")):
+        path.write_text(f"[serve]\n{bad}\n")
+        with pytest.raises(ValueError, match=message):
+            load_serve_config(config_file=path, environ={})

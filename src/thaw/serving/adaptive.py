@@ -13,7 +13,7 @@ from thaw.serving.index import ExactIndex, VectorIndex
 
 log = logging.getLogger(__name__)
 
-DEFAULT_ANN_THRESHOLD = 100_000
+DEFAULT_ANN_THRESHOLD = 50_000  # ServeConfig.ann_threshold: see there
 
 
 def make_index(

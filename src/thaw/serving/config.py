@@ -74,9 +74,12 @@ class ServeConfig:
     train_metric: str = "recall@20"  # compared before a retrained model replaces the live one
     train_tolerance: float = 0.0  # the new model may be at most this much worse
     threads: int = 1
-    # Vector indexes: exact NumPy scan below `ann_threshold` live items, FAISS HNSW from there on
-    # (an index switches once it grows past it). See docs/benchmarks/serving.md for the crossover.
-    ann_threshold: int = 100_000
+    # Vector indexes: exact scan below `ann_threshold` live items, FAISS HNSW from there on (an
+    # index switches once it grows past it). With the CiteULike model's 449-d vectors one request's
+    # HNSW search overtakes the exact scan at about 30k items (docs/benchmarks/serving.md); 50k
+    # keeps exact results and quick starts a while longer. The scan's cost grows with items x dim,
+    # so for shorter vectors the crossover lies higher (roughly 449 / dim times).
+    ann_threshold: int = 50_000
     hnsw_m: int = 32
     hnsw_ef_construction: int = 200
     hnsw_ef_search: int = 128
