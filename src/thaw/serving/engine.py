@@ -12,6 +12,7 @@ workers write reach this one through the store's change log (sync.py).
 
 from __future__ import annotations
 
+import gc
 import itertools
 import logging
 import threading
@@ -121,6 +122,7 @@ class Engine:
 
     def start(self) -> None:
         """Start the impression writer and the background sync (change log, counters)."""
+        _settle_garbage()
         if self.config.log_impressions:
             self.impressions.start()
         self._worker = threading.Thread(target=self._background, name="thaw-sync", daemon=True)
@@ -182,6 +184,8 @@ class Engine:
                     self.model_state = ModelState(version, model, index, dict(metrics))
             finally:
                 self._model_writes = None
+        if self._worker is not None:
+            _settle_garbage()  # a swap while serving: the old model goes, the new one is frozen
         log.info("model swapped in", extra={"version": version, "items": len(index)})
 
     def _encode_catalogue(self, model: EmbeddingModel, live: list[Any], n_rows: int) -> VectorIndex:
@@ -353,6 +357,17 @@ class Engine:
     def counts_refreshed_at(self) -> float:
         """When popularity and exposure were last recounted from the store (time.monotonic)."""
         return self.counters.refreshed_at
+
+
+def _settle_garbage() -> None:
+    """Collect once, then exempt every object alive now (catalogue, model, encoder) from collection.
+
+    A full collection over the half a million objects a loaded server holds took 250 ms (CiteULike
+    with its model), often enough to set the p99 latency; frozen objects are no longer scanned.
+    """
+    gc.unfreeze()
+    gc.collect()
+    gc.freeze()
 
 
 def _prints(records: list[ItemRecord]) -> list[str]:
