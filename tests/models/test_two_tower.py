@@ -17,14 +17,8 @@ from thaw.evaluation.splits import make_split
 from thaw.evaluation.synthetic import synthetic_snapshot
 from thaw.models.base import EmbeddingModel, FitData, Recommender
 from thaw.models.thaw_model import ThawConfig, ThawRecommender
-from thaw.models.two_tower import (
-    EntityFeatures,
-    TwoTower,
-    TwoTowerConfig,
-    item_table,
-    user_table,
-    whitening,
-)
+from thaw.models.tower_data import EntityFeatures, item_table, user_table, whitening
+from thaw.models.two_tower import TwoTower, TwoTowerConfig
 from thaw.training.loop import TrainConfig
 
 DIM = 16

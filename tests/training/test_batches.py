@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import scipy.sparse as sp
 
-from thaw.models.two_tower import EntityFeatures
+from thaw.models.tower_data import EntityFeatures
 from thaw.training.batches import COLD, BatchSampler
 from thaw.training.loop import TrainConfig, TrainingData
 from thaw.training.validation import validation_views

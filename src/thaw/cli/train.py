@@ -40,7 +40,8 @@ def train(
     db: DbOption = None,
     config: Annotated[Path | None, typer.Option(help="JSON or TOML file with model/train settings")] = None,
     encoder: Annotated[
-        str | None, typer.Option(help="Text encoder: minilm (default), hash, or a model folder; 'none' for no text")
+        str | None,
+        typer.Option(help="Text encoder: minilm (default), hash, or a model folder; 'none' for no text"),
     ] = None,
     epochs: Annotated[int | None, typer.Option(help="Override train.epochs")] = None,
     threads: Annotated[int | None, typer.Option(help="Torch threads (default: train.threads, 1)")] = None,
@@ -55,7 +56,8 @@ def train(
     with fail_on_data_errors():
         values = read_config(config)
         cfg = ThawConfig.from_dict(values)
-        overrides = {k: v for k, v in {"epochs": epochs, "threads": threads, "seed": seed}.items() if v is not None}
+        given = {"epochs": epochs, "threads": threads, "seed": seed}
+        overrides = {k: v for k, v in given.items() if v is not None}
         if overrides:
             cfg = dataclasses.replace(cfg, train=dataclasses.replace(cfg.train, **overrides))
         if encoder is not None:

@@ -15,15 +15,8 @@ from thaw.data.dataset import EventArrays, ItemContent, UserContent
 from thaw.models.base import FitData
 from thaw.models.tfidf_text import NAME as TFIDF
 from thaw.models.tfidf_text import TfidfTextEncoder
-from thaw.models.two_tower import (
-    EntityFeatures,
-    TwoTower,
-    TwoTowerConfig,
-    item_table,
-    user_table,
-    WHITENING_MIN_ROWS,
-    whitening,
-)
+from thaw.models.tower_data import WHITENING_MIN_ROWS, EntityFeatures, item_table, user_table, whitening
+from thaw.models.two_tower import TwoTower, TwoTowerConfig
 from thaw.training import loop
 from thaw.training.loop import Callback, History, TrainConfig, TrainingData
 

@@ -97,7 +97,8 @@ class BatchSampler:
         if len(self.warm_items) <= cfg.full_softmax_items:
             extra = self.warm_items  # every warm item competes: no sampling bias towards popular ones
         elif cfg.n_random_negatives and len(self.warm_items):
-            extra = rng.choice(self.warm_items, size=min(cfg.n_random_negatives, len(self.warm_items)), replace=False)
+            size = min(cfg.n_random_negatives, len(self.warm_items))
+            extra = rng.choice(self.warm_items, size=size, replace=False)
         else:
             extra = np.zeros(0, np.int64)
         candidates = np.unique(np.concatenate([*targets, *histories, extra]).astype(np.int64))

@@ -20,7 +20,8 @@ import torch
 import thaw
 from thaw.models.tfidf_text import TfidfTextEncoder
 from thaw.models.thaw_model import ThawConfig, ThawRecommender
-from thaw.models.two_tower import EntityFeatures, TwoTower, TwoTowerConfig
+from thaw.models.tower_data import EntityFeatures
+from thaw.models.two_tower import TwoTower, TwoTowerConfig
 from thaw.training.loop import History
 
 FORMAT = 1

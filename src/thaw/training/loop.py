@@ -21,7 +21,8 @@ import numpy as np
 import scipy.sparse as sp
 import torch
 
-from thaw.models.two_tower import EntityFeatures, TwoTower
+from thaw.models.tower_data import EntityFeatures
+from thaw.models.two_tower import TwoTower
 from thaw.training import losses
 from thaw.training.batches import Batch, BatchSampler
 from thaw.training.validation import evaluate, validation_views
@@ -69,8 +70,8 @@ class TrainConfig:
     def __post_init__(self) -> None:
         if self.loss not in losses.LOSSES:
             raise ValueError(f"loss must be one of {losses.LOSSES}, got {self.loss!r}")
-        for name in ("epochs", "batch_users", "max_history", "max_targets", "eval_every", "full_softmax_items",
-                     "patience", "eval_k", "max_eval_history", "threads", "onboarding_max"):
+        for name in ("epochs", "batch_users", "max_history", "max_targets", "eval_every",
+                     "full_softmax_items", "patience", "eval_k", "max_eval_history", "threads", "onboarding_max"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
         if self.lr <= 0 or self.content_lr_scale <= 0 or self.id_lr <= 0:
@@ -192,7 +193,9 @@ def train(
         model.train()
         total, n_batches = 0.0, 0
         for batch in sampler.epoch():
-            loss = _batch_loss(model, batch, data, config, generator, teacher_weight, log_popularity, text_cache)
+            loss = _batch_loss(
+                model, batch, data, config, generator, teacher_weight, log_popularity, text_cache
+            )
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
@@ -300,6 +303,7 @@ def _batch_loss(
     if config.id_l2:
         penalty = (id_part**2).sum(dim=1).mean()
         if model.user_id is not None:
-            penalty = penalty + (model.user_id(torch.from_numpy(batch.users.astype(np.int64))) ** 2).sum(1).mean()
+            own = model.user_id(torch.from_numpy(batch.users.astype(np.int64)))
+            penalty = penalty + (own**2).sum(dim=1).mean()
         loss = loss + config.id_l2 * penalty
     return loss

@@ -54,10 +54,11 @@ def train_from_store(
     """
     config = config if config is not None else ThawConfig()
     snapshot = build_snapshot(store, progress=(lambda s, n: stage(s, n, n)) if stage else None)
-    data = snapshot_fit_data(
-        snapshot, weights or EventWeights(), holdout or Holdout(), _text_vectors(store, snapshot, config, stage)
-    )
-    model = ThawRecommender(dataclasses.replace(config, train=dataclasses.replace(config.train, validation="all")))
+    vectors = _text_vectors(store, snapshot, config, stage)
+    data = snapshot_fit_data(snapshot, weights or EventWeights(), holdout or Holdout(), vectors)
+    # A deployed model serves warm and cold at once: early stopping watches every view.
+    config = dataclasses.replace(config, train=dataclasses.replace(config.train, validation="all"))
+    model = ThawRecommender(config)
     model.fit(data, callback=callback, user_ids=snapshot.user_ids, item_ids=snapshot.item_ids)
     return model, model.history_
 

@@ -9,7 +9,8 @@ import numpy as np
 import scipy.sparse as sp
 import torch
 
-from thaw.models.two_tower import TwoTower, item_table, user_table
+from thaw.models.tower_data import item_table, user_table
+from thaw.models.two_tower import TwoTower
 
 if TYPE_CHECKING:
     from thaw.training.loop import TrainConfig, TrainingData
@@ -77,7 +78,9 @@ def _nonzero(matrix: sp.spmatrix) -> sp.csr_matrix:
     return out
 
 
-def _view(name: str, relevant: sp.csr_matrix, history: sp.csr_matrix, candidates: np.ndarray) -> ValidationView:
+def _view(
+    name: str, relevant: sp.csr_matrix, history: sp.csr_matrix, candidates: np.ndarray
+) -> ValidationView:
     users = np.flatnonzero(np.diff(relevant.indptr) > 0)
     return ValidationView(name, users, history[users], relevant[users], candidates)
 
@@ -100,7 +103,9 @@ def _reveal(pairs: sp.csr_matrix, k: int, rng: np.random.Generator) -> tuple[sp.
     return out
 
 
-def evaluate(model: TwoTower, data: TrainingData, config: TrainConfig, views: list[ValidationView]) -> dict[str, float]:
+def evaluate(
+    model: TwoTower, data: TrainingData, config: TrainConfig, views: list[ValidationView]
+) -> dict[str, float]:
     """Validation `config.eval_metric`@k of each view (history items excluded from the ranking)."""
     items = item_table(model, data.items, data.warm_items)
     out = {}
