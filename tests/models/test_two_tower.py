@@ -64,7 +64,7 @@ def test_untrained_model_ranks_like_content_knn() -> None:
     """Identity projection and zero residuals: score = scale * mean cosine to the history."""
     rng = np.random.default_rng(1)
     config = TwoTowerConfig(n_users=3, n_items=30, text_dim=DIM, item_ids=False, user_ids=False,
-                            history_shrinkage=False)
+                            history_shrinkage=0.0)
     network = TwoTower(config)
     network.reset_parameters(torch.Generator().manual_seed(0))
     items = _features(30, rng)

@@ -44,7 +44,7 @@ class TwoTowerConfig:
     n_heads: int = 2  # attention heads pooling the history
     key_dim: int = 64  # size of attention keys and queries
     attention: bool = True  # False pools the history with an event-weighted mean
-    history_shrinkage: bool = True  # short histories lean towards the no-history vector
+    history_shrinkage: float = 3.0  # initial kappa of n / (n + kappa) trust in the history (0 = off)
     item_residual: bool = True  # learned residual MLP over item attributes (and text, see below)
     residual_text: bool = False  # the item residual also reads the text vector
     user_residual: bool = False  # learned residual MLP on the pooled history
@@ -76,6 +76,8 @@ class TwoTowerConfig:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
         if not 0.0 <= self.text_whitening <= 1.0:
             raise ValueError(f"text_whitening must be in [0, 1], got {self.text_whitening}")
+        if self.history_shrinkage < 0:
+            raise ValueError(f"history_shrinkage must be >= 0, got {self.history_shrinkage}")
         if self.init_scale <= 0:
             raise ValueError(f"init_scale must be > 0, got {self.init_scale}")
         if self.id_init_std < 0:
@@ -171,7 +173,7 @@ class TwoTower(nn.Module):
         )
         self.log_scale = nn.Parameter(torch.tensor(math.log(config.init_scale)))
         # n / (n + kappa) of the pooled history, the rest from the empty-history vector.
-        self.shrinkage = nn.Parameter(torch.zeros(1)) if config.history_shrinkage else None
+        self.shrinkage = nn.Parameter(torch.zeros(1)) if config.history_shrinkage > 0 else None
 
     @torch.no_grad()
     def reset_parameters(self, generator: torch.Generator) -> None:
@@ -207,7 +209,7 @@ class TwoTower(nn.Module):
                 table.weight.normal_(0.0, cfg.id_init_std, generator=generator)
         self.log_scale.fill_(math.log(cfg.init_scale))
         if self.shrinkage is not None:
-            self.shrinkage.fill_(math.log(math.e - 1) - 3.0)  # softplus -> kappa ~ 0.05: barely any at start
+            self.shrinkage.fill_(math.log(math.expm1(cfg.history_shrinkage)))  # softplus^-1(kappa)
 
     @torch.no_grad()
     def set_text_whitening(self, mean: np.ndarray, transform: np.ndarray) -> None:
