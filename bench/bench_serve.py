@@ -129,11 +129,14 @@ def load(url: str, scenario: str, ids: list[str], connections: int, duration: in
     }
 
 
+FRESH_K = 100  # "recommendable": in the user's list of the most items a request may ask for
+
+
 def freshness(url: str, titles: dict[str, str], trials: int, seed: int) -> dict:
-    """Time from POST /items returning to the item appearing in a matching user's top 10."""
+    """Time from POST /items returning to the item appearing in a matching user's list (and its rank)."""
     rng = np.random.default_rng(seed)
     anchors = rng.choice(sorted(titles), trials, replace=False)
-    post_ms, fresh_ms, polls, found = [], [], [], 0
+    post_ms, fresh_ms, polls, ranks, found = [], [], [], [], 0
     run = int(time.time())
     with httpx.Client(base_url=url, timeout=10) as client:
         for n, anchor in enumerate(anchors):
@@ -145,10 +148,12 @@ def freshness(url: str, titles: dict[str, str], trials: int, seed: int) -> dict:
             posted = time.perf_counter()
             post_ms.append((posted - started) * 1000)
             for attempt in range(1, 51):
-                body = client.get(f"/users/{user}/recommendations", params={"k": 10}).json()
-                if item in [i["id"] for i in body["items"]]:
+                body = client.get(f"/users/{user}/recommendations", params={"k": FRESH_K}).json()
+                served = [i["id"] for i in body["items"]]
+                if item in served:
                     fresh_ms.append((time.perf_counter() - posted) * 1000)
                     polls.append(attempt)
+                    ranks.append(served.index(item) + 1)
                     found += 1
                     break
             client.delete(f"/users/{user}")
@@ -161,6 +166,8 @@ def freshness(url: str, titles: dict[str, str], trials: int, seed: int) -> dict:
         "freshness_p50_ms": round(float(np.percentile(fresh_ms, 50)), 2) if fresh_ms else None,
         "freshness_max_ms": round(float(np.max(fresh_ms)), 2) if fresh_ms else None,
         "requests_until_seen_max": max(polls) if polls else None,
+        "rank_p50": float(np.percentile(ranks, 50)) if ranks else None,
+        "in_top_10": int(sum(r <= 10 for r in ranks)),
     }
 
 
@@ -193,7 +200,8 @@ def run_workers(args: argparse.Namespace, workers: int, titles: dict[str, str], 
 
 def cross_worker(args: argparse.Namespace, titles: dict[str, str], trials: int, seed: int = 1) -> dict:
     """Two `thaw serve` processes on one store: time from POST /items returning on A to the item
-    in B's similar-items of the related item, and in B's list for a user who bought that item."""
+    in B's similar items of the related item, and in B's list for a user who bought that item
+    (both of FRESH_K items)."""
     ports = [_free_port(), _free_port()]
     servers = [start_server(args.db, None if args.no_model else args.model, port, 1,
                             args.db.parent / f"bench-serve-cross-{n}.log", args.explore_share, {})
@@ -212,9 +220,9 @@ def cross_worker(args: argparse.Namespace, titles: dict[str, str], trials: int, 
                 posted = time.perf_counter()
                 seen = {}
                 while len(seen) < 2 and time.perf_counter() - posted < 10:
-                    if "similar" not in seen and item in [i["id"] for i in b.get(f"/items/{anchor}/similar").json()["items"]]:
+                    if "similar" not in seen and item in [i["id"] for i in b.get(f"/items/{anchor}/similar", params={"k": FRESH_K}).json()["items"]]:
                         seen["similar"] = time.perf_counter() - posted
-                    if "list" not in seen and item in [i["id"] for i in b.get(f"/users/{user}/recommendations").json()["items"]]:
+                    if "list" not in seen and item in [i["id"] for i in b.get(f"/users/{user}/recommendations", params={"k": FRESH_K}).json()["items"]]:
                         seen["list"] = time.perf_counter() - posted
                 if "similar" in seen:
                     similar_ms.append(seen["similar"] * 1000)

@@ -89,17 +89,22 @@ class SourceSearch:
             keep = rows[0] >= 0
             return rows[0][keep], scores[0][keep]
         # At most len(taken) of the best k + len(taken) rows are taken: the rest hold the answer.
-        rows, values = self.ranked(k + len(taken))
+        m = k + len(taken)
+        rows, values = self.ranked(m)
+        rows, values = rows[:m], values[:m]
         keep = _outside(rows, taken)
         return rows[keep][:k], values[keep][:k]
 
     def pool(self, low: np.ndarray, alive: np.ndarray, size: int, blocked: set[int]) -> np.ndarray:
         """Up to `size` low-exposure rows (`low`, (n,) bool) not `blocked`, most relevant first."""
         # Usually most rows are low-exposure: the best rows already fetched hold the pool.
-        rows, _ = self.ranked(size + len(blocked) + 64)
+        m = size + len(blocked) + 64
+        ranked = self.ranked(m)[0]
+        everything = self._complete and len(ranked) <= m  # no other row exists
+        rows = ranked[:m]
         rows = rows[rows < len(low)]  # rows added since `low` was read wait for the next request
         rows = rows[low[rows] & _outside(rows, blocked)]
-        if len(rows) >= size or self._complete:
+        if len(rows) >= size or everything:
             return rows[:size]
         if self.exact:
             relevance = self.scores()
