@@ -1,0 +1,122 @@
+"""The store's serving queries: impressions, per-item event totals, the change log, user histories.
+
+A mixin of `thaw.data.store.Store` (it needs only `self.engine`), kept apart because these run on
+the serving hot path and are shaped by it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from datetime import datetime
+
+from sqlalchemy import delete, func, insert, select
+from sqlalchemy.engine import Engine
+
+from thaw.data.records import ImpressionRecord, UserRecord, utc_naive
+from thaw.data.schema import Change, Event, Impression, Item, User
+from thaw.data.sql import USER_EVENTS, USER_VERSION, chunks, record_changes, user_record
+from thaw.data.writer import StoreWriter
+
+
+class ServingQueries:
+    """Reads and small writes that the HTTP server makes on every request or poll."""
+
+    engine: Engine
+
+    def add_impressions(self, impressions: Iterable[ImpressionRecord]) -> int:
+        """Log shown items in one transaction; rows whose item or user is gone are skipped."""
+        impressions = list(impressions)
+        if not impressions:
+            return 0
+        with self.engine.begin() as conn:
+            writer = StoreWriter(conn)
+            item_ids = writer._internal_ids(Item, {i.item for i in impressions})
+            user_ids = writer._internal_ids(User, {i.user for i in impressions if i.user is not None})
+            rows = [
+                {
+                    "request_id": i.request_id,
+                    "user_id": user_ids.get(i.user) if i.user is not None else None,
+                    "item_id": item_ids[i.item],
+                    "position": i.position,
+                    "source": i.source,
+                    "timestamp": utc_naive(i.timestamp),
+                }
+                for i in impressions
+                if i.item in item_ids and (i.user is None or i.user in user_ids)
+            ]
+            for chunk in chunks(rows, 5000):
+                conn.execute(insert(Impression), list(chunk))
+            return len(rows)
+
+    def impression_counts(self) -> dict[str, int]:
+        """How often each item was shown: {item id: impressions} (items never shown are absent)."""
+        query = (
+            select(Item.external_id, func.count())
+            .select_from(Impression)
+            .join(Item, Item.id == Impression.item_id)
+            .group_by(Item.external_id)
+        )
+        with self.engine.connect() as conn:
+            return {item: int(n) for item, n in conn.execute(query)}
+
+    def event_totals(self) -> list[tuple[str, str, int, float]]:
+        """Real events per (item, type): (item id, type, count, sum of values; 0 where absent)."""
+        query = (
+            select(Item.external_id, Event.type, func.count(), func.coalesce(func.sum(Event.value), 0.0))
+            .select_from(Event)
+            .join(Item, Item.id == Event.item_id)
+            .where(Event.generated.is_(False))
+            .group_by(Item.external_id, Event.type)
+        )
+        with self.engine.connect() as conn:
+            return [(item, type_, int(n), float(total)) for item, type_, n, total in conn.execute(query)]
+
+
+    # ------------------------------------------------------------------ serving: change log, histories
+    def last_change(self) -> int:
+        """The highest change-log id (0 when the log is empty)."""
+        with self.engine.connect() as conn:
+            return int(conn.execute(select(func.coalesce(func.max(Change.id), 0))).scalar_one())
+
+    def record_change(self, kind: str, key: str) -> int:
+        """Append one change-log row outside any other write (a new model version, say); its id."""
+        with self.engine.begin() as conn:
+            record_changes(conn, kind, [key])
+        return self.last_change()
+
+    def count_changes_after(self, change_id: int) -> int:
+        """How many change-log rows have an id above `change_id` (a cheap "anything new?" test)."""
+        with self.engine.connect() as conn:
+            query = select(func.count()).select_from(Change).where(Change.id > change_id)
+            return int(conn.execute(query).scalar_one())
+
+    def changes_after(self, change_id: int, *, limit: int = 5000) -> list[tuple[int, str, str]]:
+        """Change-log rows with an id above `change_id`, oldest first: (id, kind, key)."""
+        query = select(Change.id, Change.kind, Change.key).where(Change.id > change_id).order_by(Change.id).limit(limit)
+        with self.engine.connect() as conn:
+            return [(int(i), kind, key) for i, kind, key in conn.execute(query)]
+
+    def prune_changes(self, before: datetime) -> int:
+        """Drop change-log rows written before `before` (the newest row always stays); returns how many."""
+        with self.engine.begin() as conn:
+            newest = conn.execute(select(func.max(Change.id))).scalar_one()
+            if newest is None:
+                return 0
+            return conn.execute(delete(Change).where(Change.at < utc_naive(before), Change.id < newest)).rowcount
+
+    def user_version(self, user_id: str) -> tuple[UserRecord, tuple[int, int, int]] | None:
+        """A user and a key that changes whenever their events do: (internal id, events, last event id).
+
+        One indexed query (built once: this runs on every recommendation request); None for an
+        unknown user.
+        """
+        with self.engine.connect() as conn:
+            row = conn.execute(USER_VERSION, {"user_id": user_id}).one_or_none()
+        if row is None:
+            return None
+        return user_record(row), (int(row.id), int(row.n_events), int(row.last_event))
+
+    def user_events(self, user_pk: int) -> list[tuple[str, str, float | None]]:
+        """A user's real events in time order as (item id, type, value), by internal id (see user_version)."""
+        with self.engine.connect() as conn:
+            return [(item, type_, value) for item, type_, value in conn.execute(USER_EVENTS, {"user_pk": user_pk})]
