@@ -48,6 +48,7 @@ ABLATIONS: dict[str, dict[str, Any]] = {
     "thaw-no-attention": {"attention": False},
     "thaw-no-whitening": {"text_whitening": 0.0},
     "thaw-tfidf": {"encoder": "tfidf"},
+    "thaw-bpr": {"loss": "bpr"},
     # ALDI needs a trainable student: a residual MLP on the text, distilled from the id-augmented items.
     "thaw-aldi": {"residual_text": True, "distill_weight": 1.0, "distill_rating_weight": 0.1},
 }
