@@ -55,6 +55,22 @@ def test_evaluate_writes_the_documented_json(db: str, tmp_path: Path) -> None:
         assert after["metrics"]["recall@20"]["mean"] == pytest.approx(before["metrics"]["recall@20"]["per_fold"][0])
 
 
+def test_evaluate_runs_several_scenarios_on_the_same_folds(db: str, tmp_path: Path) -> None:
+    out, report = tmp_path / "out.json", tmp_path / "report"
+    result = runner.invoke(app, [
+        "evaluate", "--db", db, "--scenario", "cold-item,warm", "--models", "popularity",
+        "--folds", "1", "--json", str(out), "--report", str(report),
+    ])
+    assert result.exit_code == 0, result.output
+    assert "cold-item (cold ranking" in result.output and "warm (warm ranking" in result.output
+    for scenario in ("cold-item", "warm"):
+        doc = json.loads((tmp_path / f"out-{scenario}.json").read_text())
+        assert doc["scenario"] == scenario and doc["folds"] == 1
+        assert (report / scenario / "report.md").is_file()
+    single = runner.invoke(app, ["evaluate", "--db", db, "--scenario", "cold-item,tepid"])
+    assert single.exit_code == 2 and "unknown scenario" in single.output
+
+
 def test_evaluate_rejects_unknown_names(db: str) -> None:
     result = runner.invoke(app, ["evaluate", "--db", db, "--models", "random,oracle"])
     assert result.exit_code == 2 and "unknown model 'oracle'" in result.output

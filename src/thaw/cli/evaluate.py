@@ -42,7 +42,11 @@ def parse_model_options(values: list[str]) -> dict[str, dict[str, Any]]:
 def evaluate(
     db: DbOption = None,
     scenario: Annotated[
-        str, typer.Option(help="warm, cold-item, cold-user, cold-both or onboarding-K (K = 1, 3, 5, ...)")
+        str,
+        typer.Option(
+            help="warm, cold-item, cold-user, cold-both or onboarding-K (K = 1, 3, 5, ...); "
+            "several comma-separated run on the same folds, one table each"
+        ),
     ] = "cold-item",
     models: Annotated[str, typer.Option(help="Comma-separated model names")] = DEFAULT_MODELS,
     folds: Annotated[int, typer.Option(help="Run folds 0..K-1 (K = n-folds: full cross-validation)")] = 5,
@@ -76,7 +80,11 @@ def evaluate(
     json_out: Annotated[Path | None, typer.Option("--json", help="Write the JSON report here")] = None,
     report: Annotated[Path | None, typer.Option(help="Write Markdown + PNG plots into this directory")] = None,
 ) -> None:
-    """Cross-validate models on one scenario; print a summary, write JSON and a report."""
+    """Cross-validate models on scenarios; print a summary per scenario, write JSON and a report.
+
+    With several scenarios, --json OUT.json writes OUT-<scenario>.json and --report DIR writes
+    DIR/<scenario>/.
+    """
     from thaw.data.dataset import build_snapshot
     from thaw.evaluation import coldrec
     from thaw.evaluation.content import encode_snapshot
@@ -91,7 +99,13 @@ def evaluate(
         names = [m.strip() for m in models.split(",") if m.strip()]
         for name in names:
             factory(name)  # unknown names fail before any work
-        parse_scenario(scenario)
+        scenarios = [s.strip() for s in scenario.split(",") if s.strip()]
+        if not scenarios:
+            raise ValueError("--scenario: give at least one scenario")
+        for name in scenarios:
+            parse_scenario(name)
+        if split_dir and len(scenarios) > 1:
+            raise ValueError("--split-dir holds one split: give one --scenario with it")
         cutoffs = tuple(int(k) for k in ks.split(","))
         options = parse_model_options(model_option or [])
         rerank_spec = as_spec(rerank)
@@ -106,9 +120,11 @@ def evaluate(
             snapshot = encode_snapshot(snapshot, encoder, store=store, threads=n_threads)
         splits = [coldrec.read_split_dir(split_dir, snapshot, seed=seed)] if split_dir else None
         if write_split_dir:
-            for fold in range(folds):
-                split = make_split(snapshot, scenario, fold=fold, n_folds=n_folds, seed=seed)
-                coldrec.write_split_dir(split, snapshot, write_split_dir / f"fold-{fold}")
+            for name in scenarios:
+                for fold in range(folds):
+                    split = make_split(snapshot, name, fold=fold, n_folds=n_folds, seed=seed)
+                    where = write_split_dir / (f"fold-{fold}" if len(scenarios) == 1 else f"{name}/fold-{fold}")
+                    coldrec.write_split_dir(split, snapshot, where)
         started = time.perf_counter()
         with Progress(
             TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
@@ -121,19 +137,21 @@ def evaluate(
                            description=f"{p.scenario} fold {p.fold} {p.model}: {p.stage}")
 
             reports = run_scenarios(
-                names, snapshot, [scenario], folds=folds, n_folds=n_folds, seed=seed, ks=cutoffs,
+                names, snapshot, scenarios, folds=folds, n_folds=n_folds, seed=seed, ks=cutoffs,
                 options=options, splits=splits, callback=hook, dataset=label, encoder=encoder,
                 rerank=rerank_spec,
             )
-        result = next(iter(reports.values()))
-        _print_summary(result)
+        for name, result in reports.items():
+            _print_summary(result)
+            several = len(reports) > 1
+            if json_out:
+                path = json_out.with_name(f"{json_out.stem}-{name}{json_out.suffix}") if several else json_out
+                write_json(result, path)
+                console.print(f"JSON: {path}")
+            if report:
+                paths = write_report_dir(result, report / name if several else report)
+                console.print(f"report: {paths['markdown']}")
         console.print(f"done in {time.perf_counter() - started:.0f}s")
-        if json_out:
-            write_json(result, json_out)
-            console.print(f"JSON: {json_out}")
-        if report:
-            paths = write_report_dir(result, report)
-            console.print(f"report: {paths['markdown']}")
 
 
 def _set_threads(n: int) -> None:
