@@ -22,10 +22,8 @@ $(STAMP): pyproject.toml
 
 setup: $(STAMP)  ## build the environment only
 
-demo: setup  ## ingest MovieLens 100K into SQLite and print its statistics
-	@mkdir -p var
-	$(BIN)/thaw ingest ml-100k --db sqlite:///$(DEMO_DB)
-	$(BIN)/thaw stats --db sqlite:///$(DEMO_DB)
+demo: setup  ## MovieLens 100K: ingest, evaluate thaw beside the baselines, train, then serve it (DEMO_SERVE=0: stop before serving)
+	THAW=$(BIN)/thaw DEMO_DB=$(DEMO_DB) scripts/demo.sh
 
 browser:  ## Debian's chromium for the dashboard's browser tests (installed by apt, never downloaded by playwright)
 	@command -v chromium >/dev/null || { apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends chromium fonts-dejavu-core fonts-liberation; }
