@@ -71,6 +71,14 @@ class ServingQueries:
         with self.engine.connect() as conn:
             return [(item, type_, int(n), float(total)) for item, type_, n, total in conn.execute(query)]
 
+    def rating_range(self) -> tuple[float, float] | None:
+        """(lowest, highest) value of the real `rating` events, or None when there are none."""
+        query = select(func.min(Event.value), func.max(Event.value)).where(
+            Event.type == "rating", Event.value.is_not(None), Event.generated.is_(False)
+        )
+        with self.engine.connect() as conn:
+            low, high = conn.execute(query).one()
+        return None if low is None else (float(low), float(high))
 
     # ------------------------------------------------------------------ serving: change log, histories
     def last_change(self) -> int:

@@ -114,6 +114,7 @@ class Engine:
         self.catalogue.activate(np.flatnonzero(alive))
         self.feed.start_at(position)
         self.counters.refresh()
+        self.people.refresh_rating_scale()
         self.encoder.encode(["warm-up"])  # a lazily loaded encoder loads now, not in the first POST /items
         log.info(
             "catalogue loaded",
@@ -149,6 +150,7 @@ class Engine:
                     self.store.prune_changes(now_utc() - timedelta(seconds=self.config.change_retention_seconds))
                 if self.counters.due():
                     self.counters.refresh()
+                    self.people.refresh_rating_scale()
             except Exception:
                 log.exception("background sync failed")
 
@@ -326,13 +328,20 @@ class Engine:
         """A stored user's attributes, text and recent history as catalogue rows and strengths."""
         return self.people.profile_of(user_id)
 
-    def profile_new(self, attributes: dict[str, Any], liked: list[str], text: str | None) -> Profile:
-        """Someone not stored: attributes, a few liked items, text (unknown items: NotFoundError)."""
+    @property
+    def rating_scale(self) -> tuple[float, float]:
+        """(lowest, highest) rating a new person may give (people.py: refresh_rating_scale)."""
+        return self.people.rating_scale
+
+    def profile_new(
+        self, attributes: dict[str, Any], liked: list[str], text: str | None, rated: list[tuple[str, float]] | None = None
+    ) -> Profile:
+        """Someone not stored: attributes, liked and rated items, text (unknown items: NotFoundError)."""
         try:
-            return self.people.profile_new(attributes, liked, text)
+            return self.people.profile_new(attributes, liked, text, rated)
         except NotFoundError:
             self.catch_up()  # perhaps another worker just added them
-            return self.people.profile_new(attributes, liked, text)
+            return self.people.profile_new(attributes, liked, text, rated)
 
     # ------------------------------------------------------------------ recommendations
     def recommend(self, profile: Profile, k: int, *, exclude_seen: bool = True, explain: bool = False) -> RecommendationList:

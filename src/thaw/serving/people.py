@@ -9,6 +9,7 @@ serves stale history, whichever worker wrote the change.
 
 from __future__ import annotations
 
+import itertools
 import threading
 from collections import OrderedDict, deque
 from collections.abc import Callable
@@ -25,6 +26,7 @@ from thaw.serving.config import ServeConfig
 from thaw.serving.ranking import Profile
 
 _TYPE_INDEX = {name: n for n, name in enumerate(EVENT_TYPES)}
+DEFAULT_LOWEST_RATING = 1.0  # new people's ratings run at least from 1 to weights.max_rating (5)
 
 
 class NotFoundError(LookupError):
@@ -113,6 +115,7 @@ class People:
         self.config = config
         self.encode_texts = encode_texts
         self.cache = HistoryCache(config.history_cache_users)
+        self.rating_scale: tuple[float, float] = (DEFAULT_LOWEST_RATING, config.weights.max_rating)
 
     def profile_of(self, user_id: str) -> Profile:
         """A stored user's attributes, text and recent history as catalogue rows and strengths."""
@@ -144,22 +147,58 @@ class People:
         events = self.store.user_events(key[0])  # (item, type, value) in time order
         recent = deque(events, maxlen=self.config.history_limit)
         seen = sorted({item for item, _, _ in events})
-        if not recent:
-            return History(key, [], np.empty(0, np.float32), seen)
-        weights = event_weights([t for _, t, _ in recent], [v for _, _, v in recent], self.config)
-        # Each item keeps its strongest event, at the place of its first one (as in training).
-        best: dict[str, float] = {}
-        for (item, _, _), weight in zip(recent, weights.tolist(), strict=True):
-            if weight > best.get(item, -1.0):
-                best[item] = weight
-        return History(key, list(best), np.fromiter(best.values(), np.float32, len(best)), seen)
+        items, strengths = strongest(list(recent), self.config)
+        return History(key, items, strengths, seen)
 
-    def profile_new(self, attributes: dict[str, Any], liked: list[str], text: str | None) -> Profile:
-        """Someone not stored: attributes, a few liked items (each a purchase-strength signal), text."""
-        missing = [i for i in liked if i not in self.catalogue]
+    def refresh_rating_scale(self) -> tuple[float, float]:
+        """Re-read the range new people's ratings must fall in: (lowest, highest).
+
+        1 to `weights.max_rating` (the scale the event weights assume: 1-5 by default), widened to
+        the lowest and highest value of the store's rating events. A store whose few ratings are
+        all 4 still lets a new person give 1 star.
+        """
+        low, high = DEFAULT_LOWEST_RATING, self.config.weights.max_rating
+        found = self.store.rating_range()
+        if found is not None:
+            low, high = min(low, found[0]), max(high, found[1])
+        self.rating_scale = (low, high)
+        return self.rating_scale
+
+    def profile_new(
+        self,
+        attributes: dict[str, Any],
+        liked: list[str],
+        text: str | None,
+        rated: list[tuple[str, float]] | None = None,
+    ) -> Profile:
+        """Someone not stored: attributes, a few liked or rated items, text.
+
+        A like is a `purchase` event and a rating a `rating` event with its value, weighed exactly
+        as a stored user's events are (`strongest`): a rating of v counts v / max_rating of a
+        rating's weight, so a low rating is a weak signal, never a like's.
+        """
+        rated = list(rated or [])
+        missing = [i for i in itertools.chain(liked, (item for item, _ in rated)) if i not in self.catalogue]
         if missing:
             raise NotFoundError("item", missing)
-        rows = self.catalogue.rows(list(dict.fromkeys(liked)))
-        strengths = np.full(len(rows), self.config.weights.purchase, np.float32)
+        events: list[tuple[str, str, float | None]] = [(item, "purchase", None) for item in liked]
+        events += [(item, "rating", float(value)) for item, value in rated]
+        items, strengths = strongest(events, self.config)
+        rows = self.catalogue.rows(items)
         text_vector = self.encode_texts([text]) if text else None
         return Profile(None, attributes, text, rows, strengths, rows, text_vector)
+
+
+def strongest(events: list[tuple[str, str, float | None]], config: ServeConfig) -> tuple[list[str], np.ndarray]:
+    """Distinct items of (item, type, value) events and each one's strongest event weight: (h,) float32.
+
+    Each item keeps its strongest event, at the place of its first one (as in training).
+    """
+    if not events:
+        return [], np.empty(0, np.float32)
+    weights = event_weights([t for _, t, _ in events], [v for _, _, v in events], config)
+    best: dict[str, float] = {}
+    for (item, _, _), weight in zip(events, weights.tolist(), strict=True):
+        if weight > best.get(item, -1.0):
+            best[item] = weight
+    return list(best), np.fromiter(best.values(), np.float32, len(best))

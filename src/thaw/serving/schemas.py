@@ -106,15 +106,54 @@ class WriteOut(BaseModel):
     unchanged: int = Field(0, description="identical rows, or events whose idempotency key was already stored")
 
 
+class RatedItemIn(_In):
+    """One item a new person rated: weighed like a stored `rating` event with this value."""
+
+    item: Id
+    value: float = Field(
+        description=(
+            "the rating; it must lie in the server's rating scale: 1 to the configured max_rating "
+            "(1-5 by default), widened to the lowest and highest rating the store holds"
+        ),
+        examples=[4],
+    )
+
+
 class NewUserIn(_In):
-    """Someone not yet stored: attributes and/or a few liked items (the onboarding path)."""
+    """Someone not yet stored: attributes, a few liked or rated items, text (the onboarding path)."""
 
     attributes: Attributes = Field(default_factory=dict)
-    liked_items: Annotated[list[Id], Field(max_length=_LIMITS.max_liked_items)] = Field(default_factory=list)
+    liked_items: Annotated[list[Id], Field(max_length=_LIMITS.max_liked_items)] = Field(
+        default_factory=list, description="items the person likes; each counts as a purchase event"
+    )
+    rated_items: Annotated[list[RatedItemIn], Field(max_length=_LIMITS.max_liked_items)] = Field(
+        default_factory=list,
+        description=(
+            "items the person rated, each at most once; each counts as a rating event with its value, "
+            "so a low rating is a weaker signal than a high one and much weaker than a like "
+            f"(liked and rated items together: at most {_LIMITS.max_liked_items})"
+        ),
+    )
     text: Text | None = Field(None, description="optional free text about the person")
     k: int = Field(10, ge=1, le=_LIMITS.max_k)
     explain: bool = False
-    exclude_liked: bool = True
+    exclude_liked: bool = Field(True, description="leave the liked and rated items out of the list")
+
+    model_config = ConfigDict(
+        extra="forbid",
+        allow_inf_nan=False,
+        json_schema_extra={
+            "examples": [
+                {
+                    "attributes": {"age": 25, "gender": "F"},
+                    "liked_items": ["50"],
+                    "rated_items": [{"item": "181", "value": 5}, {"item": "172", "value": 2}],
+                    "k": 5,
+                    "explain": True,
+                }
+            ]
+        },
+    )
 
 
 class ReasonOut(BaseModel):

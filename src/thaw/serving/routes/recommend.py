@@ -3,7 +3,7 @@
 
 from typing import Annotated
 
-from fastapi import APIRouter, Path, Query
+from fastapi import APIRouter, HTTPException, Path, Query
 
 from thaw.serving.auth import ReadAccess
 from thaw.serving.config import ServeConfig
@@ -47,18 +47,22 @@ def router(config: ServeConfig) -> APIRouter:
     @api.post(
         "/recommendations",
         response_model=RecommendationsOut,
-        summary="Recommendations for someone not stored: attributes and/or a few liked items",
+        summary="Recommendations for someone not stored: attributes, a few liked or rated items, text",
+        responses={422: {"description": "a field at fault: k, an unknown liked or rated item, a repeated rated item, a rating out of the scale"}},
     )
     def new_user_recommendations(body: NewUserIn, engine: EngineDep, cfg: ConfigDep, metrics: MetricsDep) -> RecommendationsOut:
         if body.k > cfg.limits.max_k:
             raise field_error(["body", "k"], f"k must be <= {cfg.limits.max_k}", "less_than_equal")
-        if len(body.liked_items) > cfg.limits.max_liked_items:
-            raise field_error(["body", "liked_items"], f"at most {cfg.limits.max_liked_items} liked items", "too_long")
+        limit = cfg.limits.max_liked_items
+        if len(body.liked_items) > limit:
+            raise field_error(["body", "liked_items"], f"at most {limit} liked items", "too_long")
+        if len(body.liked_items) + len(body.rated_items) > limit:
+            raise field_error(["body", "rated_items"], f"at most {limit} liked and rated items together", "too_long")
+        rated = _checked_ratings(body, engine.rating_scale)
         try:
-            profile = engine.profile_new(dict(body.attributes), list(body.liked_items), body.text)
+            profile = engine.profile_new(dict(body.attributes), list(body.liked_items), body.text, rated)
         except NotFoundError as exc:
-            position = body.liked_items.index(exc.ids[0])
-            raise field_error(["body", "liked_items", position], f"unknown item {exc.ids[0]!r}", "unknown_reference") from exc
+            raise _unknown_item(body, exc.ids[0]) from exc
         served = engine.recommend(profile, body.k, exclude_seen=body.exclude_liked, explain=body.explain)
         return _out(None, served, metrics)
 
@@ -77,6 +81,35 @@ def router(config: ServeConfig) -> APIRouter:
         return SimilarOut(item=item_id, items=[_item(s, metrics) for s in served.items], model_version=served.model_version)
 
     return api
+
+
+def _checked_ratings(body: NewUserIn, scale: tuple[float, float]) -> list[tuple[str, float]]:
+    """(item, value) of each rated item; 422 at a value outside `scale` or an item rated twice."""
+    low, high = scale
+    first: dict[str, int] = {}
+    for n, rated in enumerate(body.rated_items):
+        if not low <= rated.value <= high:
+            raise field_error(
+                ["body", "rated_items", n, "value"],
+                f"rating {rated.value:g} of item {rated.item!r} is outside the rating scale {low:g} to {high:g}",
+                "out_of_range",
+            )
+        if rated.item in first:
+            raise field_error(
+                ["body", "rated_items", n, "item"],
+                f"item {rated.item!r} is rated twice (first at rated_items[{first[rated.item]}]); send one rating per item",
+                "duplicate",
+            )
+        first[rated.item] = n
+    return [(r.item, r.value) for r in body.rated_items]
+
+
+def _unknown_item(body: NewUserIn, item: str) -> HTTPException:
+    """A 422 at the first place `item` appears: liked_items[i] or rated_items[i].item."""
+    if item in body.liked_items:
+        return field_error(["body", "liked_items", body.liked_items.index(item)], f"unknown item {item!r}", "unknown_reference")
+    position = next(n for n, r in enumerate(body.rated_items) if r.item == item)
+    return field_error(["body", "rated_items", position, "item"], f"unknown item {item!r}", "unknown_reference")
 
 
 def _item(scored: Scored, metrics: MetricsDep) -> RecommendationOut:
