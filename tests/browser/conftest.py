@@ -73,7 +73,10 @@ def _fill_store(url: str) -> None:
 
 
 def _train_and_evaluate(url: str, model_dir: Path, work: Path) -> None:
-    """A small thaw model (`thaw train`) and a cold-item report (`thaw evaluate --json`) beside it."""
+    """A small thaw model (`thaw train`) and a cold-item report (`thaw evaluate --json`) beside it.
+
+    The report has a row for thaw, the live model's method, with the same small settings.
+    """
     from typer.testing import CliRunner
 
     from thaw.cli import app
@@ -88,8 +91,10 @@ def _train_and_evaluate(url: str, model_dir: Path, work: Path) -> None:
     report = model_dir / "evaluation" / "cold-item.json"
     evaluated = runner.invoke(
         app,
-        ["evaluate", "--db", url, "--scenario", "cold-item", "--models", "popularity,content-knn",
-         "--folds", "2", "--n-folds", "4", "--encoder", "hash", "--json", str(report)],
+        ["evaluate", "--db", url, "--scenario", "cold-item", "--models", "popularity,content-knn,thaw",
+         "--folds", "2", "--n-folds", "4", "--encoder", "hash", "--json", str(report),
+         "--model-option", "thaw.hidden=16", "--model-option", "thaw.batch_users=8",
+         "--model-option", "thaw.n_random_negatives=8", "--model-option", "thaw.epochs=3"],
     )
     assert evaluated.exit_code == 0, evaluated.output
 

@@ -38,9 +38,17 @@ def test_overview_shows_counts_growth_model_and_the_evaluation_report(servers: S
     assert "evaluation/cold-item.json" in section.inner_text()
     for result in report["results"]:
         metric = result["metrics"]["recall@20"]
-        row = section.locator("tbody tr", has=page.locator(f"th:text-is('{result['model']}')"))
+        row = section.locator("tbody tr", has=page.locator("th", has_text=re.compile(f"^{result['model']}( live)?$")))
+        assert row.count() == 1
         assert f"{metric['mean']:.4f} ± {metric['std']:.4f}" in row.inner_text()
+    # The live model's method (thaw) is marked in the table, the chart and its spoken summary.
+    assert {r["model"] for r in report["results"]} >= {"thaw", "popularity"}
+    assert section.locator("tbody th .badge.live").count() == 1
+    assert section.locator("tbody tr:has(.badge.live) th").inner_text().startswith("thaw")
+    assert "is thaw, the method of the live version" in section.locator(".live-note").inner_text()
     assert section.locator("svg.bars[role=img]").count() == 1
+    assert "thaw (live model's method)" in section.locator("svg.bars").get_attribute("aria-label")
+    assert section.locator("svg.bars g.bar.live").count() == 1
     page.select_option("#report-0-metric", "ndcg@20")
     assert "ndcg@20" in section.locator("svg.bars").get_attribute("aria-label")
     screenshot(page, "overview")
@@ -85,6 +93,64 @@ def test_new_user_list_changes_after_each_like(servers: Servers, page_on) -> Non
     page.wait_for_selector(f"#nu-recs:not([data-version='{version}'])")
     assert re.search(r"after setting (age|group) to", page.inner_text("#nu-status"))
     screenshot(page, "new-user")
+
+
+def test_new_user_list_changes_after_each_rating(servers: Servers, page_on) -> None:
+    page, _ = page_on(servers.open)
+    goto(page, servers.open, "new-user")
+    page.wait_for_selector("#nu-recs li.rec")
+    before = rec_ids(page, "#nu-recs")
+    page.fill("#nu-search", "pasta")
+    page.wait_for_selector("#nu-results[data-query='pasta'] fieldset.stars[data-id='cook-1']")
+    stars = "#nu-results fieldset.stars[data-id='cook-1']"
+    assert page.locator(f"{stars} legend").inner_text() == "Rate Cooking pasta at home"
+    assert page.locator(f"{stars} input[type=radio]").count() == 5
+    # Four stars with the mouse: the request carries the rating, the list changes.
+    version = page.get_attribute("#nu-recs", "data-version")
+    with page.expect_request(lambda r: r.url.endswith("/recommendations") and r.method == "POST") as sent:
+        page.click(f"{stars} label[for$='-4']")
+    assert json.loads(sent.value.post_data)["rated_items"] == [{"item": "cook-1", "value": 4}]
+    page.wait_for_selector(f"#nu-recs:not([data-version='{version}'])")
+    after_one = rec_ids(page, "#nu-recs")
+    assert after_one != before and "cook-1" not in after_one
+    assert {"cook-2", "cook-4"} & set(after_one[:3]), after_one
+    assert "after rating “Cooking pasta at home” 4 of 5 stars" in page.inner_text("#nu-status")
+    chip = page.locator("#nu-liked li.chip.rated[data-id='cook-1']")
+    assert chip.get_attribute("data-value") == "4" and "rated 4 of 5 stars" in chip.inner_text()
+    assert page.locator(f"{stars} label.star.on").count() == 4
+    first = page.locator("#nu-recs li.rec").first
+    assert first.locator(".badge.src").inner_text() in ("model", "content", "popularity")
+    assert first.locator(".reason").inner_text().strip()
+    # Keyboard only: arrow keys move the rating down a star at a time; each step updates the list.
+    version = page.get_attribute("#nu-recs", "data-version")
+    page.focus(f"{stars} input[value='4']")
+    with page.expect_request(lambda r: r.url.endswith("/recommendations") and r.method == "POST") as sent:
+        page.keyboard.press("ArrowLeft")
+    assert json.loads(sent.value.post_data)["rated_items"] == [{"item": "cook-1", "value": 3}]
+    page.wait_for_selector(f"#nu-recs:not([data-version='{version}'])")
+    assert page.get_attribute(f"{stars} input[value='3']", "id") == page.evaluate("document.activeElement.id")
+    # A like replaces the rating (an item is liked or rated, not both) and changes the request.
+    version = page.get_attribute("#nu-recs", "data-version")
+    with page.expect_request(lambda r: r.url.endswith("/recommendations") and r.method == "POST") as sent:
+        page.click("#nu-results button.like[data-id='cook-1']")
+    body = json.loads(sent.value.post_data)
+    assert body["liked_items"] == ["cook-1"] and body["rated_items"] == []
+    page.wait_for_selector(f"#nu-recs:not([data-version='{version}'])")
+    assert page.locator(f"{stars} input:checked").count() == 0
+    # Rate a second item low, then remove that rating from the chips.
+    page.fill("#nu-search", "jazz")
+    page.wait_for_selector("#nu-results[data-query='jazz'] fieldset.stars[data-id='jazz-1']")
+    version = page.get_attribute("#nu-recs", "data-version")
+    page.click("#nu-results fieldset.stars[data-id='jazz-1'] label[for$='-1']")
+    page.wait_for_selector(f"#nu-recs:not([data-version='{version}'])")
+    with_low = rec_ids(page, "#nu-recs")
+    assert "jazz-1" not in with_low
+    screenshot(page, "new-user-rated")
+    version = page.get_attribute("#nu-recs", "data-version")
+    page.click("#nu-liked button[aria-label='Remove your rating of Jazz piano for night owls']")
+    page.wait_for_selector(f"#nu-recs:not([data-version='{version}'])")
+    assert "removing your rating" in page.inner_text("#nu-status")
+    assert page.locator("#nu-liked li.chip.rated").count() == 0
 
 
 def test_added_item_is_similar_to_a_related_item_at_once(servers: Servers, page_on) -> None:

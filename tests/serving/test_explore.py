@@ -183,6 +183,7 @@ def test_evaluation_reports_beside_the_live_model(make_client, tmp_path: Path) -
     body = c.get("/explore/evaluation").json()
     assert body["origin"] == "checkpoint" and body["directory"] == "model-7"
     assert body["live_metrics"] == {"recall@20": 0.25}
+    assert body["live_model"] == ScaledContent.name  # the name reports give the live model's method
     assert [r["file"] for r in body["reports"]] == ["evaluation/cold-item.json"]
     report = body["reports"][0]
     assert report["results"][0] == REPORT["results"][0]
@@ -193,6 +194,7 @@ def test_evaluation_reports_beside_the_live_model(make_client, tmp_path: Path) -
 def test_no_reports_without_a_model(client: TestClient, tmp_path: Path) -> None:
     body = client.get("/explore/evaluation").json()
     assert body["origin"] == "content" and body["reports"] == [] and body["directory"] is None
+    assert body["live_model"] is None
     assert evaluation_reports(None) == [] and evaluation_reports(tmp_path) == []
 
 

@@ -73,6 +73,9 @@ class EvaluationOut(BaseModel):
     created_at: datetime | None
     live_metrics: dict[str, float] = Field(description="the metrics GET /admin/models reports for the live version")
     directory: str | None = Field(description="name of the live model's directory, when it has one")
+    live_model: str | None = Field(
+        None, description="the live model's method as reports name it (their `model` column, e.g. thaw); null without a model"
+    )
     reports: list[ReportOut]
     errors: list[ReportErrorOut]
 

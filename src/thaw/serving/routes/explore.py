@@ -82,6 +82,7 @@ def router(config: ServeConfig) -> APIRouter:
     @api.get("/evaluation", response_model=EvaluationOut, summary="The live model's metrics and evaluation reports")
     def evaluation(engine: EngineDep, registry: RegistryDep, cfg: ConfigDep) -> EvaluationOut:
         live = registry.live()
+        state = engine.model_state
         directory = Path(live.path) if live is not None and live.path else cfg.model_dir
         if live is not None and live.origin == "content":
             directory = None
@@ -97,6 +98,7 @@ def router(config: ServeConfig) -> APIRouter:
             created_at=live.created_at if live is not None else None,
             live_metrics=dict(live.metrics) if live is not None else {},
             directory=directory.name if directory is not None else None,
+            live_model=getattr(state.model, "name", None) if state is not None else None,
             reports=reports,
             errors=errors,
         )

@@ -66,14 +66,15 @@ export function barChart({ label, metric, rows }) {
   const highest = Math.max(...rows.flatMap((r) => [(r.mean ?? 0) + (r.std ?? 0), ...(r.perFold || []).filter((v) => v !== null)]), 0);
   const max = niceMax(highest);
   const x = (v) => left + (Math.max(v, 0) / max) * plotW;
-  const summary = `${label}: ` + rows.map((r) => `${r.name} ${decimal(r.mean)} ± ${decimal(r.std)}`).join("; ") + ".";
+  const summary = `${label}: ` + rows.map((r) => `${r.name}${r.live ? " (live model's method)" : ""} ${decimal(r.mean)} ± ${decimal(r.std)}`).join("; ") + ".";
   const bars = rows.map((r, i) => {
     const cy = top + i * rowH + rowH / 2;
     const mean = r.mean ?? 0;
-    const name = r.name.length > 17 ? r.name.slice(0, 16) + "…" : r.name;
+    const full = r.live ? `${r.name} (live)` : r.name;
+    const name = full.length > 17 ? full.slice(0, 16) + "…" : full;
     return s(
       "g",
-      { class: r.best ? "bar best" : "bar" },
+      { class: ["bar", r.best ? "best" : "", r.live ? "live" : ""].filter(Boolean).join(" ") },
       s("text", { x: left - 6, y: cy + 4, class: "label", "text-anchor": "end", text: name }),
       s("rect", { x: left, y: cy - 9, width: Math.max(x(mean) - left, 0.5), height: 18, rx: 2 }),
       r.std ? s("line", { x1: x(mean - r.std), x2: x(mean + r.std), y1: cy, y2: cy, class: "whisker" }) : null,

@@ -109,11 +109,11 @@ function renderEvaluation(el, e) {
       ),
     );
   }
-  e.reports.forEach((report, n) => el.append(reportSection(report, n, e.directory)));
+  e.reports.forEach((report, n) => el.append(reportSection(report, n, e.directory, e.live_model)));
   e.errors.forEach((err) => el.append(h("p", { class: "error", text: `${err.file} could not be read: ${err.error}` })));
 }
 
-function reportSection(report, n, directory) {
+function reportSection(report, n, directory, live) {
   const metrics = [...new Set(report.results.flatMap((r) => Object.keys(r.metrics)))];
   const main = MAIN_METRICS.filter((m) => metrics.includes(m));
   const shown = main.length ? main : metrics.slice(0, 5);
@@ -128,8 +128,8 @@ function reportSection(report, n, directory) {
   );
   const all = h("input", { type: "checkbox", id: `report-${n}-all` });
   const draw = () => {
-    replace(chartBox, barChart({ label: `${report.scenario}, ${select.value}`, metric: select.value, rows: chartRows(report, select.value) }));
-    replace(tableBox, reportTable(report, all.checked ? metrics : shown));
+    replace(chartBox, barChart({ label: `${report.scenario}, ${select.value}`, metric: select.value, rows: chartRows(report, select.value, live) }));
+    replace(tableBox, reportTable(report, all.checked ? metrics : shown, live));
   };
   select.addEventListener("change", draw);
   all.addEventListener("change", draw);
@@ -146,6 +146,7 @@ function reportSection(report, n, directory) {
       report.primary_ranking ? `, ${report.primary_ranking} ranking` : "",
       ". Mean ± standard deviation over folds; dots are single folds.",
     ),
+    liveNote(report, live),
     h("div", { class: "controls" }, h("label", { for: select.id, text: "Chart metric" }), select, h("span", { class: "check" }, all, h("label", { for: all.id, text: "Show every metric in the table" }))),
     chartBox,
     tableBox,
@@ -154,9 +155,31 @@ function reportSection(report, n, directory) {
   return section;
 }
 
-function chartRows(report, metric) {
+// Which row is the live model's method, and what that row measures.
+function liveNote(report, live) {
+  if (!live) return h("p", { class: "hint", text: "No trained model is live: these rows are what the report holds, none of them is being served." });
+  if (!report.results.some((r) => r.model === live)) {
+    return h(
+      "p",
+      { class: "hint live-note" },
+      `This report has no row for the live model's method (${live}); add it with `,
+      h("code", { text: `thaw evaluate --models …,${live}` }),
+      ".",
+    );
+  }
+  return h(
+    "p",
+    { class: "hint live-note" },
+    "The row marked ",
+    h("span", { class: "badge live", text: "live" }),
+    ` is ${live}, the method of the live version: each fold trains it afresh on that fold's training data with the report's settings, so it measures the method on this scenario, not the served checkpoint's own numbers (those are under Live model above).`,
+  );
+}
+
+function chartRows(report, metric, live) {
   const rows = report.results.map((r) => ({
     name: r.model,
+    live: r.model === live,
     mean: r.metrics[metric]?.mean ?? null,
     std: r.metrics[metric]?.std ?? null,
     perFold: r.metrics[metric]?.per_fold || [],
@@ -168,14 +191,14 @@ function chartRows(report, metric) {
   return rows;
 }
 
-function reportTable(report, metrics) {
+function reportTable(report, metrics, live) {
   const best = {};
   for (const m of metrics) {
     if (NOT_RANKED.some((p) => m.startsWith(p))) continue;
     best[m] = Math.max(...report.results.map((r) => r.metrics[m]?.mean ?? -Infinity));
   }
   const rows = report.results.map((r) => [
-    r.model,
+    r.model === live ? [r.model, " ", h("span", { class: "badge live", text: "live" })] : r.model,
     ...metrics.map((m) => {
       const v = r.metrics[m];
       if (!v || v.mean === null) return "–";
