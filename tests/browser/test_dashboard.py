@@ -54,6 +54,21 @@ def test_overview_shows_counts_growth_model_and_the_evaluation_report(servers: S
     screenshot(page, "overview")
 
 
+def redrawn_after(page, act) -> tuple[list[str], dict]:
+    """Run `act`, wait until the new-user list is redrawn: (its ids, the POST /recommendations body)."""
+    version = page.get_attribute("#nu-recs", "data-version")
+    with page.expect_request(lambda r: r.url.endswith("/recommendations") and r.method == "POST") as sent:
+        act()
+    page.wait_for_selector(f"#nu-recs:not([data-version='{version}'])")
+    return rec_ids(page, "#nu-recs"), json.loads(sent.value.post_data)
+
+
+def search(page, query: str, ready: str) -> None:
+    """Type `query` in the new-user search and wait for `ready` among its results."""
+    page.fill("#nu-search", query)
+    page.wait_for_selector(f"#nu-results[data-query='{query}'] {ready}")
+
+
 def test_new_user_list_changes_after_each_like(servers: Servers, page_on) -> None:
     page, _ = page_on(servers.open)
     goto(page, servers.open, "new-user")
@@ -61,12 +76,9 @@ def test_new_user_list_changes_after_each_like(servers: Servers, page_on) -> Non
     before = rec_ids(page, "#nu-recs")
     assert len(before) == 10
     # Search, then like with the mouse.
-    page.fill("#nu-search", "pasta")
-    page.wait_for_selector("#nu-results[data-query='pasta'] button.like[data-id='cook-1']")
-    version = page.get_attribute("#nu-recs", "data-version")
-    page.click("#nu-results button.like[data-id='cook-1']")
-    page.wait_for_selector(f"#nu-recs:not([data-version='{version}'])")
-    after_one = rec_ids(page, "#nu-recs")
+    search(page, "pasta", "button.like[data-id='cook-1']")
+    after_one, body = redrawn_after(page, lambda: page.click("#nu-results button.like[data-id='cook-1']"))
+    assert body["liked_items"] == ["cook-1"] and body["rated_items"] == []
     assert after_one != before and "cook-1" not in after_one
     assert page.get_attribute("#nu-results button.like[data-id='cook-1']", "aria-pressed") == "true"
     assert "Cooking pasta at home" in page.inner_text("#nu-liked")
@@ -77,20 +89,14 @@ def test_new_user_list_changes_after_each_like(servers: Servers, page_on) -> Non
     assert first.locator(".reason").inner_text().strip()
     assert page.locator("#nu-recs li.rec.new").count() >= 1
     # Like a second item with the keyboard only.
-    page.fill("#nu-search", "jazz")
-    page.wait_for_selector("#nu-results[data-query='jazz'] button.like[data-id='jazz-1']")
+    search(page, "jazz", "button.like[data-id='jazz-1']")
     assert page.locator("#nu-results li.pick").count() == 3  # only the titles with "jazz"
-    version = page.get_attribute("#nu-recs", "data-version")
     page.focus("#nu-results button.like[data-id='jazz-1']")
-    page.keyboard.press("Enter")
-    page.wait_for_selector(f"#nu-recs:not([data-version='{version}'])")
-    after_two = rec_ids(page, "#nu-recs")
+    after_two, _ = redrawn_after(page, lambda: page.keyboard.press("Enter"))
     assert after_two != after_one and "jazz-1" not in after_two
     assert "Updated after liking" in page.inner_text("#nu-status")
     # An attribute also changes the request (the status names it).
-    version = page.get_attribute("#nu-recs", "data-version")
-    page.select_option("#nu-attributes select >> nth=0", index=1)
-    page.wait_for_selector(f"#nu-recs:not([data-version='{version}'])")
+    redrawn_after(page, lambda: page.select_option("#nu-attributes select >> nth=0", index=1))
     assert re.search(r"after setting (age|group) to", page.inner_text("#nu-status"))
     screenshot(page, "new-user")
 
@@ -100,18 +106,13 @@ def test_new_user_list_changes_after_each_rating(servers: Servers, page_on) -> N
     goto(page, servers.open, "new-user")
     page.wait_for_selector("#nu-recs li.rec")
     before = rec_ids(page, "#nu-recs")
-    page.fill("#nu-search", "pasta")
-    page.wait_for_selector("#nu-results[data-query='pasta'] fieldset.stars[data-id='cook-1']")
     stars = "#nu-results fieldset.stars[data-id='cook-1']"
+    search(page, "pasta", "fieldset.stars[data-id='cook-1']")
     assert page.locator(f"{stars} legend").inner_text() == "Rate Cooking pasta at home"
     assert page.locator(f"{stars} input[type=radio]").count() == 5
     # Four stars with the mouse: the request carries the rating, the list changes.
-    version = page.get_attribute("#nu-recs", "data-version")
-    with page.expect_request(lambda r: r.url.endswith("/recommendations") and r.method == "POST") as sent:
-        page.click(f"{stars} label[for$='-4']")
-    assert json.loads(sent.value.post_data)["rated_items"] == [{"item": "cook-1", "value": 4}]
-    page.wait_for_selector(f"#nu-recs:not([data-version='{version}'])")
-    after_one = rec_ids(page, "#nu-recs")
+    after_one, body = redrawn_after(page, lambda: page.click(f"{stars} label[for$='-4']"))
+    assert body["rated_items"] == [{"item": "cook-1", "value": 4}] and body["liked_items"] == []
     assert after_one != before and "cook-1" not in after_one
     assert {"cook-2", "cook-4"} & set(after_one[:3]), after_one
     assert "after rating “Cooking pasta at home” 4 of 5 stars" in page.inner_text("#nu-status")
@@ -121,34 +122,23 @@ def test_new_user_list_changes_after_each_rating(servers: Servers, page_on) -> N
     first = page.locator("#nu-recs li.rec").first
     assert first.locator(".badge.src").inner_text() in ("model", "content", "popularity")
     assert first.locator(".reason").inner_text().strip()
-    # Keyboard only: arrow keys move the rating down a star at a time; each step updates the list.
-    version = page.get_attribute("#nu-recs", "data-version")
+    # Keyboard only: arrow keys move the rating a star at a time; each step updates the list.
     page.focus(f"{stars} input[value='4']")
-    with page.expect_request(lambda r: r.url.endswith("/recommendations") and r.method == "POST") as sent:
-        page.keyboard.press("ArrowLeft")
-    assert json.loads(sent.value.post_data)["rated_items"] == [{"item": "cook-1", "value": 3}]
-    page.wait_for_selector(f"#nu-recs:not([data-version='{version}'])")
+    _, body = redrawn_after(page, lambda: page.keyboard.press("ArrowLeft"))
+    assert body["rated_items"] == [{"item": "cook-1", "value": 3}]
     assert page.get_attribute(f"{stars} input[value='3']", "id") == page.evaluate("document.activeElement.id")
-    # A like replaces the rating (an item is liked or rated, not both) and changes the request.
-    version = page.get_attribute("#nu-recs", "data-version")
-    with page.expect_request(lambda r: r.url.endswith("/recommendations") and r.method == "POST") as sent:
-        page.click("#nu-results button.like[data-id='cook-1']")
-    body = json.loads(sent.value.post_data)
+    # A like replaces the rating (an item is liked or rated, not both).
+    _, body = redrawn_after(page, lambda: page.click("#nu-results button.like[data-id='cook-1']"))
     assert body["liked_items"] == ["cook-1"] and body["rated_items"] == []
-    page.wait_for_selector(f"#nu-recs:not([data-version='{version}'])")
     assert page.locator(f"{stars} input:checked").count() == 0
     # Rate a second item low, then remove that rating from the chips.
-    page.fill("#nu-search", "jazz")
-    page.wait_for_selector("#nu-results[data-query='jazz'] fieldset.stars[data-id='jazz-1']")
-    version = page.get_attribute("#nu-recs", "data-version")
-    page.click("#nu-results fieldset.stars[data-id='jazz-1'] label[for$='-1']")
-    page.wait_for_selector(f"#nu-recs:not([data-version='{version}'])")
-    with_low = rec_ids(page, "#nu-recs")
-    assert "jazz-1" not in with_low
+    search(page, "jazz", "fieldset.stars[data-id='jazz-1']")
+    with_low, body = redrawn_after(page, lambda: page.click("#nu-results fieldset.stars[data-id='jazz-1'] label[for$='-1']"))
+    assert body["rated_items"] == [{"item": "jazz-1", "value": 1}] and "jazz-1" not in with_low
     screenshot(page, "new-user-rated")
-    version = page.get_attribute("#nu-recs", "data-version")
-    page.click("#nu-liked button[aria-label='Remove your rating of Jazz piano for night owls']")
-    page.wait_for_selector(f"#nu-recs:not([data-version='{version}'])")
+    remove = "#nu-liked button[aria-label='Remove your rating of Jazz piano for night owls']"
+    _, body = redrawn_after(page, lambda: page.click(remove))
+    assert body["rated_items"] == [] and body["liked_items"] == ["cook-1"]
     assert "removing your rating" in page.inner_text("#nu-status")
     assert page.locator("#nu-liked li.chip.rated").count() == 0
 

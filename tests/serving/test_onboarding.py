@@ -9,13 +9,7 @@ from __future__ import annotations
 import pytest
 from fastapi.testclient import TestClient
 
-from tests.conftest import BACKENDS
-
-
-@pytest.fixture(params=BACKENDS)
-def serve_db_url(request: pytest.FixtureRequest) -> str:
-    """A fresh database on each backend in turn."""
-    return request.getfixturevalue(request.param)
+from tests.serving.test_api import serve_db_url  # noqa: F401  (the fixture: every backend in turn)
 
 
 def ids(response) -> list[str]:
