@@ -54,3 +54,10 @@ bench-ann: setup  ## HNSW vs exact scan on a synthetic 1M x 64-d catalogue -> be
 
 clean:
 	rm -rf var build dist .pytest_cache
+
+.PHONY: bench-distributed bench-privacy
+bench-distributed: setup  ## thaw on 2 processes (DDP over gloo) vs 1, ml-100k 5 folds -> bench/results/distributed.json, docs/benchmarks/distributed.md
+	$(BIN)/python bench/bench_distributed.py
+
+bench-privacy: setup  ## user-level DP-SGD (epsilon 8, 1) vs non-private, ml-100k 5 folds -> bench/results/privacy.json, docs/benchmarks/privacy.md
+	$(BIN)/python bench/bench_privacy.py

@@ -46,11 +46,20 @@ def train(
     epochs: Annotated[int | None, typer.Option(help="Override train.epochs")] = None,
     threads: Annotated[int | None, typer.Option(help="Torch threads (default: train.threads, 1)")] = None,
     seed: Annotated[int | None, typer.Option(help="Override train.seed")] = None,
+    nproc: Annotated[
+        int, typer.Option(min=1, help="Train on N local processes (DDP over gloo, through torchrun)")
+    ] = 1,
+    dp_epsilon: Annotated[
+        float | None, typer.Option(min=0, help="Differentially private training (user-level DP-SGD) to this epsilon")
+    ] = None,
+    dp_noise_multiplier: Annotated[float | None, typer.Option(min=0, help="DP-SGD noise (overrides --dp-epsilon)")] = None,
+    dp_max_grad_norm: Annotated[float | None, typer.Option(min=0, help="DP-SGD per-user clipping norm")] = None,
 ) -> None:
     """Train thaw's two-tower model on everything in the store and save it to --out."""
     from thaw.models.thaw_model import ThawConfig
     from thaw.training.checkpoint import save
     from thaw.training.loop import EpochReport
+    from thaw.training.private import is_private, private_config
     from thaw.training.train import train_from_store
 
     with fail_on_data_errors():
@@ -62,6 +71,17 @@ def train(
             cfg = dataclasses.replace(cfg, train=dataclasses.replace(cfg.train, **overrides))
         if encoder is not None:
             cfg = dataclasses.replace(cfg, encoder=None if encoder.lower() == "none" else encoder)
+        private = {"dp_epsilon": dp_epsilon, "dp_noise_multiplier": dp_noise_multiplier, "dp_max_grad_norm": dp_max_grad_norm}
+        cfg = dataclasses.replace(cfg, train=dataclasses.replace(
+            cfg.train, **{k: v for k, v in private.items() if v is not None}))
+        if is_private(cfg.train):  # no user/item ids, frozen item tower: see thaw.training.private
+            cfg = private_config(cfg)
+        if nproc > 1:
+            from thaw.cli.common import db_url
+            from thaw.training.distributed import train_distributed
+
+            console.print(train_distributed(db_url(db), cfg, out, nproc))
+            return
         with open_store(db) as store, Progress(
             TextColumn("[bold]{task.description:<14}"),
             BarColumn(),
@@ -93,4 +113,8 @@ def train(
         f"trained {len(history.epochs)} epochs in {history.seconds:.1f}s; best validation "
         f"{history.metric} {best} at epoch {history.best_epoch}"
     )
+    if history.privacy is not None:
+        spent = history.privacy
+        console.print(f"differential privacy (user level): epsilon {spent['epsilon']:.2f} at delta "
+                      f"{spent['delta']:.1e} after {spent['steps']} steps (noise {spent['noise_multiplier']:.2f})")
     console.print(f"checkpoint written to {folder}")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any, Self
+from typing import TYPE_CHECKING, Any, Self
 
 import numpy as np
 import scipy.sparse as sp
@@ -19,6 +19,9 @@ from thaw.models.tower_data import WHITENING_MIN_ROWS, EntityFeatures, item_tabl
 from thaw.models.two_tower import TwoTower, TwoTowerConfig
 from thaw.training import loop
 from thaw.training.loop import Callback, History, TrainConfig, TrainingData
+
+if TYPE_CHECKING:
+    from thaw.training.distributed import Parallel
 
 
 @dataclass(frozen=True)
@@ -88,8 +91,12 @@ class ThawRecommender:
         callback: Callback | None = None,
         user_ids: Sequence[str] | None = None,
         item_ids: Sequence[str] | None = None,
+        parallel: Parallel | None = None,
     ) -> Self:
-        """Train on `data`; `user_ids` / `item_ids` name the rows (default: their index as text)."""
+        """Train on `data`; `user_ids` / `item_ids` name the rows (default: their index as text).
+
+        `parallel` makes this one process of a distributed run (thaw.training.distributed).
+        """
         config = self.config if self.config is not None else ThawConfig()
         if not isinstance(config, ThawConfig):
             raise TypeError(f"config must be a ThawConfig, got {type(config).__name__}")
@@ -139,7 +146,9 @@ class ThawRecommender:
             train_times=None if data.train_events is None else pair_times(train, data.train_events),
         )
         with _threads(config.train.threads):
-            self.history_: History = loop.train(model, training, config.train, callback=callback)
+            self.history_: History = loop.train(
+                model, training, config.train, callback=callback, parallel=parallel
+            )
             self.item_vectors_ = item_table(model, items, training.warm_items)
         self.model_ = model
         self.model_config_ = model_config
@@ -150,6 +159,37 @@ class ThawRecommender:
         self.user_features_ = users
         self._index()
         return self
+
+    def forget_users(self, user_ids: Sequence[str]) -> int:
+        """Erase what the fitted model holds of these users (a deletion); returns how many it knew.
+
+        Their id embedding rows and stored features are zeroed, their ids blanked, and they stop
+        being warm, so a person later created under the same id starts from nothing. Shared
+        weights keep what these users taught them until the next retraining, which never sees them.
+        """
+        self._check_fitted()
+        wanted = set(user_ids)
+        rows = [i for i, u in enumerate(self.user_ids_) if u in wanted]
+        if not rows:
+            return 0
+        index = torch.tensor(rows, dtype=torch.int64)
+        with torch.no_grad():
+            if self.model_.user_id is not None:
+                self.model_.user_id.weight[index] = 0.0
+        users = self.user_features_
+        for array in (users.text, users.numeric):
+            if array is not None:
+                array[rows] = 0.0
+        if users.categorical is not None:
+            categorical = users.categorical.tolil()
+            categorical[rows] = 0
+            self.user_features_ = dataclasses.replace(users, categorical=categorical.tocsr())
+        self.warm_users_ = self.warm_users_.copy()
+        self.warm_users_[rows] = False
+        gone = set(rows)
+        self.user_ids_ = ["" if i in gone else u for i, u in enumerate(self.user_ids_)]
+        self._index()
+        return len(rows)
 
     def _index(self) -> None:
         """Id -> training row, for ids that own a learned id part (warm at fit time)."""

@@ -97,6 +97,9 @@ def make_trainer(encoder_spec: str, threads: int = 1, base_config: Any = None) -
         model = ThawRecommender(config).fit(
             data, callback=on_epoch, user_ids=snapshot.user_ids, item_ids=snapshot.item_ids
         )
+        # Someone deleted while this model trained must not come back with it (docs/privacy.md).
+        alive = {user.id for user in store.get_users(snapshot.user_ids)}
+        model.forget_users([u for u in snapshot.user_ids if u not in alive])
 
         def evaluate(candidate: EmbeddingModel) -> dict[str, float]:
             return {f"recall@{EVAL_K}": recall_at_k(candidate, data, snapshot.user_ids, snapshot.item_ids)}

@@ -15,7 +15,7 @@ import logging
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import scipy.sparse as sp
@@ -25,7 +25,11 @@ from thaw.models.tower_data import EntityFeatures
 from thaw.models.two_tower import TwoTower
 from thaw.training import losses
 from thaw.training.batches import Batch, BatchSampler
+from thaw.training.private import PrivateTraining, is_private
 from thaw.training.validation import evaluate, validation_views
+
+if TYPE_CHECKING:
+    from thaw.training.distributed import Parallel
 
 log = logging.getLogger(__name__)
 
@@ -66,6 +70,11 @@ class TrainConfig:
     max_seconds: float | None = None  # wall-clock budget for training
     seed: int = 0
     threads: int = 1
+    # Differential privacy (training/private.py): DP-SGD on the user tower, one user = one unit.
+    dp_epsilon: float = 0.0  # target epsilon over all epochs (0 = off unless a noise multiplier is set)
+    dp_noise_multiplier: float = 0.0  # noise std / clipping norm; overrides dp_epsilon when > 0
+    dp_max_grad_norm: float = 1.0  # each user's gradient is clipped to this L2 norm
+    dp_delta: float = 0.0  # 0: 1 / (10 x training users)
 
     def __post_init__(self) -> None:
         if self.loss not in losses.LOSSES:
@@ -96,6 +105,11 @@ class TrainConfig:
             raise ValueError(f"validation must be one of {VALIDATION_MODES}, got {self.validation!r}")
         if self.max_seconds is not None and self.max_seconds <= 0:
             raise ValueError("max_seconds must be > 0")
+        for name in ("dp_epsilon", "dp_noise_multiplier", "dp_delta"):
+            if getattr(self, name) < 0:
+                raise ValueError(f"{name} must be >= 0, got {getattr(self, name)}")
+        if not 0.0 <= self.dp_delta < 1.0 or self.dp_max_grad_norm <= 0:
+            raise ValueError("dp_delta must be in [0, 1) and dp_max_grad_norm > 0")
 
     @classmethod
     def from_dict(cls, values: dict[str, Any]) -> TrainConfig:
@@ -145,6 +159,8 @@ class History:
     metric: str = "recall@20"
     stopped_early: bool = False
     seconds: float = 0.0
+    world_size: int = 1  # processes that trained it (thaw train --nproc)
+    privacy: dict[str, Any] | None = None  # DP-SGD accounting (epsilon, delta, ...) when private
 
     def to_dict(self) -> dict[str, Any]:
         """Plain values for a checkpoint."""
@@ -160,9 +176,19 @@ Callback = Callable[[EpochReport], None]
 
 
 def train(
-    model: TwoTower, data: TrainingData, config: TrainConfig, *, callback: Callback | None = None
+    model: TwoTower,
+    data: TrainingData,
+    config: TrainConfig,
+    *,
+    callback: Callback | None = None,
+    parallel: Parallel | None = None,
 ) -> History:
-    """Train `model` in place; it ends with the weights of the best validation epoch."""
+    """Train `model` in place; it ends with the weights of the best validation epoch.
+
+    With `parallel` (thaw.training.distributed) this process trains on its shard of every batch,
+    gradients are averaged across processes, and only the main process validates and decides
+    when to stop.
+    """
     generator = torch.Generator().manual_seed(config.seed)
     rng = np.random.default_rng(config.seed)
     sampler = BatchSampler(data.train, data.warm_items, config, rng, data.train_times)
@@ -175,9 +201,15 @@ def train(
     if model.text_part_is_fixed:
         with torch.no_grad():  # the text path does not train: project every item's text once
             text_cache = model.item_text_part(data.items.rows(np.arange(data.train.shape[1])))
+    private = None
+    if is_private(config):  # before the optimizer: private training freezes the item tower
+        if parallel is not None:
+            raise ValueError("private (DP) training runs in one process: drop --nproc or the dp settings")
+        private = PrivateTraining(model, data, config, sampler, text_cache, log_popularity)
     optimizer = torch.optim.Adam(_param_groups(model, config))
     history = History(metric=f"{config.eval_metric}@{config.eval_k}")
-    views = validation_views(data, include_warm=config.validation == "all", seed=config.seed)
+    main = parallel is None or parallel.is_main
+    views = validation_views(data, include_warm=config.validation == "all", seed=config.seed) if main else {}
     validate = bool(views)
     start = time.perf_counter()
     best_state = copy.deepcopy(model.state_dict())
@@ -189,19 +221,29 @@ def train(
             {"epoch": 0, "loss": None, "val": history.best_metric, "views": scores, "elapsed": 0.0}
         )
     stale = 0
+
+    def step_loss(batch: Batch) -> torch.Tensor:
+        return _batch_loss(model, batch, data, config, generator, teacher_weight, log_popularity, text_cache)
+
+    batches = sampler.epoch
+    if parallel is not None:  # DDP averages the gradients; each process draws its own shard
+        step_loss, batches = parallel.wrap(model, step_loss), parallel.batches(sampler)
+    if private is not None:  # clipped per-user gradients plus noise, set by the step itself
+        step_loss, batches = private.step, private.batches(sampler)
     for epoch in range(1, config.epochs + 1):
         model.train()
         total, n_batches = 0.0, 0
-        for batch in sampler.epoch():
-            loss = _batch_loss(
-                model, batch, data, config, generator, teacher_weight, log_popularity, text_cache
-            )
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
+        for batch in batches():
+            loss = step_loss(batch)
+            if private is None:
+                optimizer.zero_grad(set_to_none=True)
+                loss.backward()
             optimizer.step()
             total += float(loss.detach())
             n_batches += 1
         mean_loss = total / max(n_batches, 1)
+        if parallel is not None:
+            mean_loss = parallel.mean(mean_loss)
         if not np.isfinite(mean_loss):
             raise FloatingPointError(f"training diverged at epoch {epoch} (loss {mean_loss})")
         metric, scores = None, None
@@ -220,10 +262,12 @@ def train(
         log.info("epoch %d loss %.4f val %s (%.1fs)", epoch, mean_loss, metric, elapsed)
         if callback is not None:
             callback(EpochReport(epoch, config.epochs, mean_loss, metric, history.best_metric, elapsed))
-        if validate and stale >= config.patience:
-            history.stopped_early = True
-            break
-        if config.max_seconds is not None and elapsed > config.max_seconds:
+        stop = (validate and stale >= config.patience) or (
+            config.max_seconds is not None and elapsed > config.max_seconds
+        )
+        if parallel is not None:
+            stop = parallel.agree(stop)  # the main process decides for all
+        if stop:
             history.stopped_early = True
             break
     if validate:
@@ -232,6 +276,8 @@ def train(
         history.best_epoch = len(history.epochs)
     model.eval()
     history.seconds = time.perf_counter() - start
+    history.world_size = 1 if parallel is None else parallel.world_size
+    history.privacy = None if private is None else private.report()
     return history
 
 

@@ -52,15 +52,32 @@ def train_from_store(
     Texts are encoded once and cached in the store. A small holdout (whole items and some
     interactions) drives early stopping; everything else is trained on.
     """
+    config, data, snapshot = prepare_from_store(store, config, holdout=holdout, weights=weights, stage=stage)
+    model = ThawRecommender(config)
+    model.fit(data, callback=callback, user_ids=snapshot.user_ids, item_ids=snapshot.item_ids)
+    return model, model.history_
+
+
+def prepare_from_store(
+    store: Store,
+    config: ThawConfig | None = None,
+    *,
+    holdout: Holdout | None = None,
+    weights: EventWeights | None = None,
+    stage: StageHook | None = None,
+) -> tuple[ThawConfig, FitData, Snapshot]:
+    """What `train_from_store` fits on: (config for a deployed model, FitData, snapshot).
+
+    Deterministic given the store and the seeds, so every process of a distributed run builds
+    the same data.
+    """
     config = config if config is not None else ThawConfig()
     snapshot = build_snapshot(store, progress=(lambda s, n: stage(s, n, n)) if stage else None)
     vectors = _text_vectors(store, snapshot, config, stage)
     data = snapshot_fit_data(snapshot, weights or EventWeights(), holdout or Holdout(), vectors)
     # A deployed model serves warm and cold at once: early stopping watches every view.
     config = dataclasses.replace(config, train=dataclasses.replace(config.train, validation="all"))
-    model = ThawRecommender(config)
-    model.fit(data, callback=callback, user_ids=snapshot.user_ids, item_ids=snapshot.item_ids)
-    return model, model.history_
+    return config, data, snapshot
 
 
 def snapshot_fit_data(

@@ -11,6 +11,7 @@ from thaw.serving.auth import ReadAccess, WriteAccess
 from thaw.serving.config import ServeConfig
 from thaw.serving.deps import ConfigDep, EngineDep
 from thaw.serving.engine import NotFoundError
+from thaw.serving.forget import forget_user
 from thaw.serving.routes import NOT_FOUND, check_batch, not_found
 from thaw.serving.schemas import Id, UserIn, UserOut, WriteOut
 
@@ -47,12 +48,11 @@ def router(config: ServeConfig) -> APIRouter:
         response_class=Response,
         dependencies=[WriteAccess],
         responses=NOT_FOUND,
-        summary="Forget a user: the row, every event, impression and cached text vector",
+        summary="Forget a user: the row, every event (generated too), impression, cached text vector and in-memory trace",
     )
     def delete_user(user_id: UserPath, engine: EngineDep) -> Response:
-        if not engine.store.delete_user(user_id):
+        if not forget_user(engine, user_id):
             raise not_found(NotFoundError("user", [user_id]))
-        engine.mark_counts_stale()
         return Response(status_code=status.HTTP_204_NO_CONTENT)
 
     return api

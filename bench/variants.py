@@ -1,0 +1,121 @@
+"""Shared by bench_distributed and bench_privacy: variants of thaw cross-validated side by side.
+
+`run_variants` fits every variant on the same folds of one dataset (the harness), remembering
+each fit's training history; `variant_table` renders mean ± std per variant with paired tests
+against a reference; `kept_reading` keeps the hand-written reading of a Markdown file across runs.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from thaw.evaluation.harness import run_scenarios
+from thaw.evaluation.results import Report
+from thaw.evaluation.stats import compare
+
+log = logging.getLogger("bench_variants")
+
+MARKER = "<!-- reading: hand-written, kept when the script rewrites this file -->"
+
+
+@dataclass
+class Fits:
+    """The training histories of every fit of one variant, in fold order."""
+
+    histories: list[Any] = field(default_factory=list)
+
+    def watch(self, factory: Callable[..., Any]) -> Callable[..., Any]:
+        """`factory` whose models report their history here after `fit`."""
+
+        def make(seed: int = 0) -> Any:
+            model = factory(seed=seed)
+            fit = model.fit
+
+            def fit_and_remember(*args: Any, **kwargs: Any) -> Any:
+                out = fit(*args, **kwargs)
+                self.histories.append(model.history_)
+                return out
+
+            model.fit = fit_and_remember
+            return model
+
+        return make
+
+
+def run_variants(
+    snapshot: Any,
+    dataset: str,
+    scenarios: Sequence[str],
+    factories: dict[str, Callable[..., Any]],
+    *,
+    folds: int,
+    encoder: str,
+) -> tuple[dict[str, Report], dict[str, Fits], float]:
+    """Cross-validate every variant; (reports by scenario, fits by variant, wall seconds)."""
+    fits = {name: Fits() for name in factories}
+    models = {name: fits[name].watch(factory) for name, factory in factories.items()}
+
+    def progress(p: Any) -> None:
+        if p.stage == "fit":
+            log.info("%s fold %d %s: fitting (%d/%d done)", p.scenario, p.fold, p.model, p.done, p.total)
+
+    started = time.perf_counter()
+    reports = run_scenarios(models, snapshot, list(scenarios), folds=folds, seed=0, callback=progress,
+                            dataset=dataset, encoder=encoder)
+    return reports, fits, time.perf_counter() - started
+
+
+def fold_summary(report: Report, fits: dict[str, Fits], metrics: Sequence[str]) -> dict[str, Any]:
+    """Per variant: each metric's per-fold values, mean and std (primary ranking), and fit times."""
+    out: dict[str, Any] = {}
+    for result in report.models:
+        values = {m: result.per_fold(report.primary, m) for m in metrics}
+        histories = fits[result.model].histories
+        out[result.model] = {
+            "metrics": {m: {"mean": float(np.mean(v)), "std": float(np.std(v, ddof=1)) if len(v) > 1 else 0.0,
+                            "per_fold": [float(x) for x in v]} for m, v in values.items()},
+            "fit_seconds_per_fold": [f.fit_seconds for f in result.folds],
+            "train_loop_seconds_per_fold": [h.seconds for h in histories],
+            "epochs_per_fold": [len(h.epochs) - 1 for h in histories],
+            "best_epoch_per_fold": [h.best_epoch for h in histories],
+        }
+    return out
+
+
+def variant_table(report: Report, summary: dict[str, Any], metrics: Sequence[str], reference: str) -> list[str]:
+    """Markdown rows: mean ± std per metric, Δ and paired p-values against `reference`, times."""
+    head = " | ".join(f"{m} (mean ± std)" for m in metrics)
+    lines = [f"| variant | {head} | Δ {metrics[0]} | p (folds) | p (users) | fit s/fold | loop s/fold | epochs |",
+             "|---" * (len(metrics) + 7) + "|"]
+    for name, values in summary.items():
+        cells = " | ".join(f"{values['metrics'][m]['mean']:.4f} ± {values['metrics'][m]['std']:.4f}" for m in metrics)
+        delta, p_folds, p_users = "", "", ""
+        if name != reference:
+            test = compare(report, name, reference, report.primary, metrics[0])
+            delta = f"{values['metrics'][metrics[0]]['mean'] - summary[reference]['metrics'][metrics[0]]['mean']:+.4f}"
+            p_folds, p_users = _p(test.p_folds), _p(test.p_users)
+        lines.append(
+            f"| {name} | {cells} | {delta} | {p_folds} | {p_users} | {np.mean(values['fit_seconds_per_fold']):.1f} "
+            f"| {np.mean(values['train_loop_seconds_per_fold']):.1f} | {np.mean(values['epochs_per_fold']):.1f} |"
+        )
+    return lines
+
+
+def kept_reading(path: Path) -> str:
+    """The hand-written reading below MARKER in `path`, or a placeholder."""
+    if path.exists() and MARKER in path.read_text():
+        return path.read_text().split(MARKER, 1)[1].strip()
+    return "(to be written after the run)"
+
+
+def _p(p: float) -> str:
+    if p != p:  # nan
+        return "n/a"
+    return "<1e-4" if p < 1e-4 else f"{p:.4f}"
