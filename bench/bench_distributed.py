@@ -10,7 +10,6 @@ docs/benchmarks/distributed.md. Text vectors come from var/bench-ml-100k.sqlite 
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import sys
 from collections.abc import Sequence
@@ -19,7 +18,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from bench_model import snapshot_for  # noqa: E402
-from variants import MARKER, fold_summary, kept_reading, run_variants, variant_table  # noqa: E402
+from variants import fold_summary, run_variants, save_results, variant_table, write_with_reading  # noqa: E402
 
 from thaw.models.thaw_model import create as create_thaw  # noqa: E402
 from thaw.training.distributed import create as create_distributed  # noqa: E402
@@ -54,13 +53,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         "metric_ranking": {s: r.primary for s, r in reports.items()}, "elapsed_seconds": elapsed,
         "scenarios": {s: fold_summary(r, fits, METRICS) for s, r in reports.items()},
     }
-    args.results.parent.mkdir(parents=True, exist_ok=True)
-    args.results.write_text(json.dumps(document, indent=2) + "\n")
-    command = "THAW_DATA=../shared/data HF_HUB_OFFLINE=1 .venv/bin/python bench/bench_distributed.py " + " ".join(
-        argv if argv is not None else sys.argv[1:])
+    command = save_results(args.results, document, "bench_distributed.py", argv)
     lines = [
         "# Distributed training: 2 processes against 1", "",
-        f"Made by `{command.strip()}` (`make bench-distributed`); numbers in `bench/results/distributed.json`.",
+        f"Made by `{command}` (`make bench-distributed`); numbers in `bench/results/distributed.json`.",
         "How to run it, also across machines: [docs/distributed.md](../distributed.md).", "",
         f"ml-100k, {args.folds} folds of the evaluation harness; the cold-user and onboarding-3 scenarios share",
         "one fit per fold. Both variants early-stop on the fold's validation NDCG@20. The distributed variant",
@@ -78,11 +74,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         lines += ["", "Per fold (NDCG@20): " + "; ".join(
             f"{name}: " + ", ".join(f"{v:.4f}" for v in values["metrics"]["ndcg@20"]["per_fold"])
             for name, values in summary.items()), ""]
-    lines += [f"Wall time of the whole run: {elapsed:.0f}s.", "", "## Reading", "", MARKER, "",
-              kept_reading(args.markdown), ""]
-    args.markdown.parent.mkdir(parents=True, exist_ok=True)
-    args.markdown.write_text("\n".join(lines))
-    logging.info("wrote %s and %s", args.results, args.markdown)
+    lines += [f"Wall time of the whole run: {elapsed:.0f}s.", ""]
+    write_with_reading(args.markdown, lines)
+    logging.info("wrote %s", args.results)
     return 0
 
 

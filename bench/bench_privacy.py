@@ -15,7 +15,6 @@ Writes bench/results/privacy.json and docs/benchmarks/privacy.md.
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import sys
 from collections.abc import Sequence
@@ -25,7 +24,7 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from bench_model import snapshot_for  # noqa: E402
-from variants import MARKER, fold_summary, kept_reading, run_variants, variant_table  # noqa: E402
+from variants import fold_summary, run_variants, save_results, variant_table, write_with_reading  # noqa: E402
 
 from thaw.models.registry import create  # noqa: E402
 from thaw.models.thaw_model import ThawRecommender  # noqa: E402
@@ -73,13 +72,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         "popularity": {s: {m: float(sum(r.model("popularity").per_fold(r.primary, m)) / args.folds) for m in METRICS}
                        for s, r in floor.items()},
     }
-    args.results.parent.mkdir(parents=True, exist_ok=True)
-    args.results.write_text(json.dumps(document, indent=2) + "\n")
-    command = "THAW_DATA=../shared/data HF_HUB_OFFLINE=1 .venv/bin/python bench/bench_privacy.py " + " ".join(
-        argv if argv is not None else sys.argv[1:])
+    command = save_results(args.results, document, "bench_privacy.py", argv)
     lines = [
         "# Differentially private training: what it costs", "",
-        f"Made by `{command.strip()}` (`make bench-privacy`); numbers in `bench/results/privacy.json`.",
+        f"Made by `{command}` (`make bench-privacy`); numbers in `bench/results/privacy.json`.",
         "What is private and what is not: [docs/privacy.md](../privacy.md).", "",
         f"ml-100k, {args.folds} folds of the evaluation harness; cold-user and onboarding-3 share one fit per",
         "fold; every variant early-stops on the fold's validation NDCG@20 (epoch 0, the untrained content",
@@ -101,11 +97,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         lines += [f"## ml-100k · {scenario} (`{report.primary}` ranking)", ""]
         lines += variant_table(report, summary, METRICS, "thaw")
         lines += ["", f"Popularity on the same folds: NDCG@20 {pop['ndcg@20']:.4f}, Recall@20 {pop['recall@20']:.4f}.", ""]
-    lines += [f"Wall time of the thaw variants: {elapsed:.0f}s.", "", "## Reading", "", MARKER, "",
-              kept_reading(args.markdown), ""]
-    args.markdown.parent.mkdir(parents=True, exist_ok=True)
-    args.markdown.write_text("\n".join(lines))
-    logging.info("wrote %s and %s", args.results, args.markdown)
+    lines += [f"Wall time of the thaw variants: {elapsed:.0f}s.", ""]
+    write_with_reading(args.markdown, lines)
+    logging.info("wrote %s", args.results)
     return 0
 
 

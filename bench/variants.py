@@ -2,12 +2,14 @@
 
 `run_variants` fits every variant on the same folds of one dataset (the harness), remembering
 each fit's training history; `variant_table` renders mean ± std per variant with paired tests
-against a reference; `kept_reading` keeps the hand-written reading of a Markdown file across runs.
+against a reference; `write_with_reading` keeps the hand-written reading of a Markdown file across runs.
 """
 
 from __future__ import annotations
 
+import json
 import logging
+import sys
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -108,11 +110,22 @@ def variant_table(report: Report, summary: dict[str, Any], metrics: Sequence[str
     return lines
 
 
-def kept_reading(path: Path) -> str:
-    """The hand-written reading below MARKER in `path`, or a placeholder."""
+def save_results(path: Path, document: dict[str, Any], script: str, argv: Sequence[str] | None) -> str:
+    """Write `document` as JSON to `path`; returns the command line that made it (for the Markdown)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(document, indent=2) + "\n")
+    args = " ".join(argv if argv is not None else sys.argv[1:])
+    return f"THAW_DATA=../shared/data HF_HUB_OFFLINE=1 .venv/bin/python bench/{script} {args}".strip()
+
+
+def write_with_reading(path: Path, lines: list[str]) -> None:
+    """Write `lines` to `path`, then a Reading section that keeps the hand-written one already there."""
+    reading = "(to be written after the run)"
     if path.exists() and MARKER in path.read_text():
-        return path.read_text().split(MARKER, 1)[1].strip()
-    return "(to be written after the run)"
+        reading = path.read_text().split(MARKER, 1)[1].strip()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("\n".join([*lines, "## Reading", "", MARKER, "", reading, ""]))
+    log.info("wrote %s", path)
 
 
 def _p(p: float) -> str:
