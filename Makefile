@@ -61,3 +61,7 @@ bench-distributed: setup  ## thaw on 2 processes (DDP over gloo) vs 1, ml-100k 5
 
 bench-privacy: setup  ## user-level DP-SGD (epsilon 8, 1) vs non-private, ml-100k 5 folds -> bench/results/privacy.json, docs/benchmarks/privacy.md
 	$(BIN)/python bench/bench_privacy.py
+
+.PHONY: bench-gan
+bench-gan: setup  ## GAR adversarial generator and generated feedback vs thaw, cold-item on citeulike-a + ml-100k -> bench/results/gan.json, docs/benchmarks/gan.md
+	$(BIN)/python bench/bench_gan.py

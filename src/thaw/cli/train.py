@@ -46,6 +46,13 @@ def train(
     epochs: Annotated[int | None, typer.Option(help="Override train.epochs")] = None,
     threads: Annotated[int | None, typer.Option(help="Torch threads (default: train.threads, 1)")] = None,
     seed: Annotated[int | None, typer.Option(help="Override train.seed")] = None,
+    adversarial: Annotated[
+        bool, typer.Option("--adversarial", help="GAR: adversarial training of the item content path")
+    ] = False,
+    generated_feedback: Annotated[
+        int | None,
+        typer.Option(min=0, help="Generate N users per new item, warm it up, store them as generated events"),
+    ] = None,
     nproc: Annotated[
         int, typer.Option(min=1, help="Train on N local processes (DDP over gloo, through torchrun)")
     ] = 1,
@@ -57,7 +64,10 @@ def train(
 ) -> None:
     """Train thaw's two-tower model on everything in the store and save it to --out."""
     from thaw.models.thaw_model import ThawConfig
+    from thaw.data.generated import store_model_feedback
     from thaw.training.checkpoint import save
+    from thaw.training.curves import FILENAME as CURVES
+    from thaw.training.curves import save_training_curves
     from thaw.training.loop import EpochReport
     from thaw.training.private import is_private, private_config
     from thaw.training.train import train_from_store
@@ -65,7 +75,10 @@ def train(
     with fail_on_data_errors():
         values = read_config(config)
         cfg = ThawConfig.from_dict(values)
-        given = {"epochs": epochs, "threads": threads, "seed": seed}
+        given = {"epochs": epochs, "threads": threads, "seed": seed, "generated_feedback": generated_feedback}
+        if adversarial:  # GAR's generator must read the text: the item residual gets it
+            given["adversarial"] = True
+            cfg = dataclasses.replace(cfg, model=dataclasses.replace(cfg.model, residual_text=True))
         overrides = {k: v for k, v in given.items() if v is not None}
         if overrides:
             cfg = dataclasses.replace(cfg, train=dataclasses.replace(cfg.train, **overrides))
@@ -107,7 +120,11 @@ def train(
                 )
 
             model, history = train_from_store(store, cfg, callback=on_epoch, stage=stage)
+            written = store_model_feedback(store, model)
         folder = save(model, out)
+        save_training_curves(history, folder / CURVES)
+        if written:
+            console.print(f"{written:,} generated events stored for new items (drop them with delete_generated_events)")
     best = "n/a" if history.best_metric is None else f"{history.best_metric:.4f}"
     console.print(
         f"trained {len(history.epochs)} epochs in {history.seconds:.1f}s; best validation "

@@ -17,7 +17,7 @@ from thaw.models.tfidf_text import NAME as TFIDF
 from thaw.models.tfidf_text import TfidfTextEncoder
 from thaw.models.tower_data import WHITENING_MIN_ROWS, EntityFeatures, item_table, user_table, whitening
 from thaw.models.two_tower import TwoTower, TwoTowerConfig
-from thaw.training import loop
+from thaw.training import feedback, loop
 from thaw.training.loop import Callback, History, TrainConfig, TrainingData
 
 if TYPE_CHECKING:
@@ -149,13 +149,15 @@ class ThawRecommender:
             self.history_: History = loop.train(
                 model, training, config.train, callback=callback, parallel=parallel
             )
-            self.item_vectors_ = item_table(model, items, training.warm_items)
+            # Generated feedback (training/feedback.py) can give cold items a learned id part.
+            with_ids, self.feedback_ = feedback.apply(model, training, config.train, self.history_)
+            self.item_vectors_ = item_table(model, items, with_ids)
         self.model_ = model
         self.model_config_ = model_config
         self.user_ids_ = user_ids
         self.item_ids_ = item_ids
         self.warm_users_ = training.warm_users
-        self.warm_items_ = training.warm_items
+        self.warm_items_ = with_ids  # items with a learned id part
         self.user_features_ = users
         self._index()
         return self

@@ -23,7 +23,7 @@ import torch
 
 from thaw.models.tower_data import EntityFeatures
 from thaw.models.two_tower import TwoTower
-from thaw.training import losses
+from thaw.training import adversarial, feedback, losses
 from thaw.training.batches import Batch, BatchSampler
 from thaw.training.private import PrivateTraining, is_private
 from thaw.training.validation import evaluate, validation_views
@@ -70,6 +70,17 @@ class TrainConfig:
     max_seconds: float | None = None  # wall-clock budget for training
     seed: int = 0
     threads: int = 1
+    # GAR (training/adversarial.py): generator = item content path, recommender = the rest.
+    adversarial: bool = False
+    gan_alpha: float = 0.9  # generator: weight of the L1 pull to the real vector (rest: adversarial)
+    gan_beta: float = 0.9  # recommender: weight of sampled negatives beside the generated vector
+    gan_weight: float = 0.1  # weight of the recommender's adversarial term in its loss
+    gan_lr: float = 1e-5  # the generator's own Adam learning rate
+    # Generated feedback (training/feedback.py): users generated per cold item (0 = off).
+    generated_feedback: int = 0
+    feedback_epochs: int = 10
+    feedback_lr: float = 1e-3
+    feedback_l2: float = 0.0
     # Differential privacy (training/private.py): DP-SGD on the user tower, one user = one unit.
     dp_epsilon: float = 0.0  # target epsilon over all epochs (0 = off unless a noise multiplier is set)
     dp_noise_multiplier: float = 0.0  # noise std / clipping norm; overrides dp_epsilon when > 0
@@ -110,6 +121,8 @@ class TrainConfig:
                 raise ValueError(f"{name} must be >= 0, got {getattr(self, name)}")
         if not 0.0 <= self.dp_delta < 1.0 or self.dp_max_grad_norm <= 0:
             raise ValueError("dp_delta must be in [0, 1) and dp_max_grad_norm > 0")
+        adversarial.check_settings(self)
+        feedback.check_settings(self)
 
     @classmethod
     def from_dict(cls, values: dict[str, Any]) -> TrainConfig:
@@ -159,6 +172,7 @@ class History:
     metric: str = "recall@20"
     stopped_early: bool = False
     seconds: float = 0.0
+    feedback: dict[str, Any] | None = None  # what the generated-feedback warm-up did (feedback.py)
     world_size: int = 1  # processes that trained it (thaw train --nproc)
     privacy: dict[str, Any] | None = None  # DP-SGD accounting (epsilon, delta, ...) when private
 
@@ -207,6 +221,8 @@ def train(
             raise ValueError("private (DP) training runs in one process: drop --nproc or the dp settings")
         private = PrivateTraining(model, data, config, sampler, text_cache, log_popularity)
     optimizer = torch.optim.Adam(_param_groups(model, config))
+    # GAR: the generator steps with its own optimizer right after each of the recommender's steps.
+    adversary = adversarial.Adversary(model, config, optimizer, data, text_cache) if config.adversarial else None
     history = History(metric=f"{config.eval_metric}@{config.eval_k}")
     main = parallel is None or parallel.is_main
     views = validation_views(data, include_warm=config.validation == "all", seed=config.seed) if main else {}
@@ -223,7 +239,7 @@ def train(
     stale = 0
 
     def step_loss(batch: Batch) -> torch.Tensor:
-        return _batch_loss(model, batch, data, config, generator, teacher_weight, log_popularity, text_cache)
+        return _batch_loss(model, batch, data, config, generator, teacher_weight, log_popularity, text_cache, adversary)
 
     batches = sampler.epoch
     if parallel is not None:  # DDP averages the gradients; each process draws its own shard
@@ -258,6 +274,7 @@ def train(
         elapsed = time.perf_counter() - start
         history.epochs.append(
             {"epoch": epoch, "loss": mean_loss, "val": metric, "views": scores, "elapsed": elapsed}
+            | (adversary.pop_epoch_losses() if adversary is not None else {})
         )
         log.info("epoch %d loss %.4f val %s (%.1fs)", epoch, mean_loss, metric, elapsed)
         if callback is not None:
@@ -310,6 +327,7 @@ def _batch_loss(
     teacher_weight: torch.Tensor,
     log_popularity: torch.Tensor,
     text_cache: torch.Tensor | None,
+    adversary: adversarial.Adversary | None = None,
 ) -> torch.Tensor:
     candidates = torch.from_numpy(batch.candidates)
     text_part = None if text_cache is None else text_cache[candidates]
@@ -352,4 +370,6 @@ def _batch_loss(
             own = model.user_id(torch.from_numpy(batch.users.astype(np.int64)))
             penalty = penalty + (own**2).sum(dim=1).mean()
         loss = loss + config.id_l2 * penalty
+    if adversary is not None:
+        loss = loss + adversary.recommender_term(users, content, id_part, positives, excluded, batch.candidates)
     return loss
