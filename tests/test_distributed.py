@@ -20,7 +20,7 @@ from thaw.models.thaw_model import ThawConfig
 from thaw.models.two_tower import TwoTowerConfig
 from thaw.training.batches import BatchSampler
 from thaw.training.checkpoint import load
-from thaw.training.distributed import DistributedThawRecommender, Parallel, launch
+from thaw.training.distributed import DistributedThawRecommender, Parallel, launch, train_distributed
 from thaw.training.loop import TrainConfig
 
 sys.path.insert(0, str(Path(__file__).parent / "training"))
@@ -72,6 +72,7 @@ def test_cli_trains_on_two_processes_and_writes_a_valid_checkpoint(tmp_path: Pat
     assert scores.shape == (3, len(model.item_ids_)) and np.isfinite(scores).all()
 
 
+@pytest.mark.slow  # two 2-process fits
 def test_two_process_fit_is_deterministic_and_learns(tmp_path: Path) -> None:
     snapshot = synthetic_snapshot(n_users=60, n_items=50, seed=4)
     data = fit_data(snapshot, make_split(snapshot, "cold-user", fold=0, n_folds=5, seed=4))
@@ -87,3 +88,9 @@ def test_two_process_fit_is_deterministic_and_learns(tmp_path: Path) -> None:
 def test_a_failing_worker_fails_the_launch_with_its_status(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="torchrun exited with status"):
         launch(["--db", f"sqlite:///{tmp_path / 'missing' / 'x.sqlite'}", "--out", str(tmp_path / "m")], 2)
+
+
+def test_private_training_is_refused_before_any_process_starts(tmp_path: Path) -> None:
+    config = ThawConfig(train=TrainConfig(dp_epsilon=1.0))
+    with pytest.raises(ValueError, match="one process"):
+        train_distributed(f"sqlite:///{tmp_path / 'x.sqlite'}", config, tmp_path / "m", 2)

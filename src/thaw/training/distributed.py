@@ -156,7 +156,10 @@ def launch(worker_args: Sequence[str], nproc: int, *, env: dict[str, str] | None
 def train_distributed(url: str, config: ThawConfig, out: Path, nproc: int) -> str:
     """`thaw train --nproc N`: train on the store at `url` on `nproc` local processes; a summary line."""
     from thaw.training.checkpoint import load
+    from thaw.training.private import is_private
 
+    if is_private(config.train):
+        raise ValueError("private (DP) training runs in one process: drop --nproc or the dp settings")
     launch(["--db", url, "--out", str(out), "--config", config_json(config)], nproc)
     history = load(out).history_
     best = "n/a" if history.best_metric is None else f"{history.best_metric:.4f}"
