@@ -120,6 +120,25 @@ def test_forget_users_erases_the_fitted_model_rows(tmp_path: Path) -> None:
     assert model.forget_users([VICTIM]) == 0
 
 
+def test_a_retraining_forgets_users_deleted_while_it_trained(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from thaw.models.thaw_model import ThawRecommender
+    from thaw.serving.retrain import make_trainer
+
+    fit = ThawRecommender.fit
+
+    def fit_then_delete(self: ThawRecommender, *args: object, **kwargs: object) -> ThawRecommender:
+        out = fit(self, *args, **kwargs)
+        assert VICTIM in out.user_ids_  # the snapshot was read before the delete
+        store.delete_user(VICTIM)
+        return out
+
+    with Store(f"sqlite:///{tmp_path / 'r.sqlite'}") as store:
+        _fill(store, with_victim=True)
+        monkeypatch.setattr(ThawRecommender, "fit", fit_then_delete)
+        outcome = make_trainer("hash", base_config=CONFIG)(store, lambda progress: None)
+    assert VICTIM not in outcome.model.user_ids_ and VICTIM not in outcome.model.user_index_
+
+
 @pytest.fixture
 def served(make_client, serve_db_url: str):  # noqa: F811  (fixture imported above)
     """A server whose live model was trained on a store holding the victim."""
