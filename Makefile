@@ -34,8 +34,9 @@ test: setup browser  ## the whole test suite (PostgreSQL/MariaDB tests skip with
 test-fast: setup
 	$(BIN)/python -m pytest -q -m "not slow and not encoder"
 
-bench-serve: setup  ## serving latency/throughput (CiteULike, wrk or the Python load generator) and freshness
-	@command -v wrk >/dev/null || echo "wrk not found (apt-get install wrk); using bench/loadgen/pyload.py"
+bench-serve: setup  ## serving latency/throughput (CiteULike, wrk from Debian, else the Python load generator) and freshness
+	@command -v wrk >/dev/null || { apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends wrk; } \
+		|| echo "wrk not installed; using bench/loadgen/pyload.py"
 	$(BIN)/python bench/bench_serve.py
 
 bench-quality: setup  ## every baseline, ml-100k + citeulike-a, all scenarios, 5 folds -> bench/results, docs/benchmarks/quality.md
