@@ -137,3 +137,5 @@ def test_openapi_describes_rated_items(client: TestClient) -> None:
     assert set(item["required"]) == {"item", "value"} and item["additionalProperties"] is False
     assert item["properties"]["value"]["type"] == "number"
     assert new_user["examples"][0]["rated_items"][0] == {"item": "181", "value": 5}
+    errors = schema["paths"]["/recommendations"]["post"]["responses"]["422"]["content"]["application/json"]["schema"]
+    assert errors["$ref"].endswith("/HTTPValidationError")  # the shape every 422 of this endpoint has

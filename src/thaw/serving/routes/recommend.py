@@ -48,7 +48,11 @@ def router(config: ServeConfig) -> APIRouter:
         "/recommendations",
         response_model=RecommendationsOut,
         summary="Recommendations for someone not stored: attributes, a few liked or rated items, text",
-        responses={422: {"description": "a field at fault: k, an unknown liked or rated item, a repeated rated item, a rating out of the scale"}},
+        description=(
+            "Liked items count as purchase events, rated items as rating events of their value, weighed "
+            "as a stored user's history is. 422 names the field at fault: k, an unknown liked or rated "
+            "item, an item rated twice, a rating outside the server's rating scale."
+        ),
     )
     def new_user_recommendations(body: NewUserIn, engine: EngineDep, cfg: ConfigDep, metrics: MetricsDep) -> RecommendationsOut:
         if body.k > cfg.limits.max_k:
