@@ -111,6 +111,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--results", type=Path, default=ROOT / "bench" / "results")
     parser.add_argument("--markdown", type=Path, default=ROOT / "docs" / "benchmarks" / "model.md")
     parser.add_argument("--markdown-only", action="store_true", help="re-render the Markdown of the last run")
+    parser.add_argument("--combine", type=Path, nargs="+", default=None, metavar="PKL",
+                        help="render one Markdown from the saved reports of several runs (var/bench-model-reports.pkl copies)")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", stream=sys.stderr)
     import torch
@@ -136,6 +138,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     args.results.mkdir(parents=True, exist_ok=True)
     sections = []
     saved = ROOT / "var" / "bench-model-reports.pkl"
+    if args.combine:  # one document from runs made separately (e.g. one --only each)
+        sections = [s for pkl in args.combine for s in pickle.loads(pkl.read_bytes())]
+        args.markdown.write_text(markdown(sections, argv if argv is not None else sys.argv[1:]))
+        return 0
     if args.markdown_only:  # re-render the Markdown from the reports of the last run
         sections = pickle.loads(saved.read_bytes())
         args.markdown.write_text(markdown(sections, argv if argv is not None else sys.argv[1:]))
