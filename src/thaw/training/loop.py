@@ -78,8 +78,8 @@ class TrainConfig:
     gan_lr: float = 1e-5  # the generator's own Adam learning rate
     # Generated feedback (training/feedback.py): users generated per cold item (0 = off).
     generated_feedback: int = 0
-    feedback_epochs: int = 10
-    feedback_lr: float = 1e-3
+    feedback_epochs: int = 20
+    feedback_lr: float = 3e-3
     feedback_l2: float = 0.0
     # Differential privacy (training/private.py): DP-SGD on the user tower, one user = one unit.
     dp_epsilon: float = 0.0  # target epsilon over all epochs (0 = off unless a noise multiplier is set)
