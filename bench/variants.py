@@ -42,7 +42,8 @@ class Fits:
 
             def fit_and_remember(*args: Any, **kwargs: Any) -> Any:
                 out = fit(*args, **kwargs)
-                self.histories.append(model.history_)
+                if hasattr(model, "history_"):  # baselines have no training history
+                    self.histories.append(model.history_)
                 return out
 
             model.fit = fit_and_remember
@@ -105,7 +106,7 @@ def variant_table(report: Report, summary: dict[str, Any], metrics: Sequence[str
             p_folds, p_users = _p(test.p_folds), _p(test.p_users)
         lines.append(
             f"| {name} | {cells} | {delta} | {p_folds} | {p_users} | {np.mean(values['fit_seconds_per_fold']):.1f} "
-            f"| {np.mean(values['train_loop_seconds_per_fold']):.1f} | {np.mean(values['epochs_per_fold']):.1f} |"
+            f"| {_mean(values['train_loop_seconds_per_fold'])} | {_mean(values['epochs_per_fold'])} |"
         )
     return lines
 
@@ -126,6 +127,10 @@ def write_with_reading(path: Path, lines: list[str]) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text("\n".join([*lines, "## Reading", "", MARKER, "", reading, ""]))
     log.info("wrote %s", path)
+
+
+def _mean(values: list[float]) -> str:
+    return f"{np.mean(values):.1f}" if values else ""
 
 
 def _p(p: float) -> str:

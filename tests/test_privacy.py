@@ -15,6 +15,7 @@ from thaw.data.records import EventRecord, ImpressionRecord, ItemRecord, UserRec
 from thaw.data.store import Store, text_hash
 from thaw.models.thaw_model import ThawConfig
 from thaw.models.two_tower import TwoTowerConfig
+from thaw.training.checkpoint import load
 from thaw.training.loop import TrainConfig
 from thaw.training.train import train_from_store
 from tests.serving.conftest import make_client, serve_db_url  # noqa: F401  (fixtures)
@@ -187,7 +188,10 @@ def test_cli_private_training_reports_and_stores_the_epsilon_spent(tmp_path: Pat
     meta = json.loads((out / "meta.json").read_text())
     spent = meta["history"]["privacy"]
     assert 0 < spent["epsilon"] <= 2.0 * 1.01 and spent["unit"] == "user" and spent["steps"] > 0
-    assert meta["model_config"]["user_ids"] is False and meta["model_config"]["item_ids"] is False
+    assert meta["model_config"]["user_ids"] is False and meta["model_config"]["item_residual"] is False
+    model = load(out)  # of each item id, only the bias coordinate was trained
+    assert torch.count_nonzero(model.model_.item_id.weight[:, :-1]) == 0
+    assert torch.count_nonzero(model.model_.item_id.weight[:, -1]) > 0
     assert meta["config"]["train"]["dp_epsilon"] == 2.0
 
 
@@ -215,7 +219,8 @@ def test_private_step_clips_each_users_gradient() -> None:
     batch = sampler.batch(sampler.users[:12])
     private.step(batch)
     expected = private.sample_rate * sampler.n_users
-    norm = torch.sqrt(sum((p.grad**2).sum() for p in private.params))
+    trained = private.params + ([] if private.item_id is None else [private.item_id])
+    norm = torch.sqrt(sum((p.grad**2).sum() for p in trained))
     assert 0 < float(norm) * expected <= 12 * clip * 1.001
     assert private.report()["steps"] == 1
 

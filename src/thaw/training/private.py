@@ -9,11 +9,12 @@ the checkpoint's meta.json). The guarantee is user-level: adding or removing one
 their interactions changes the distribution of the trained weights by at most (epsilon, delta).
 
 What this covers, and why not more: per-user models cannot be private (a user's id embedding is
-learnt from that user alone), so private training runs without user ids; item id embeddings and
-the item residual would take noise on every row of the catalogue at every step, so the item tower
-stays at its content initialisation (whitened text of each item, no ids) and only the user tower
-learns: attention over the history, the no-history vector and its shrinkage, the attribute map,
-the logit scale. Opacus's GradSampleModule cannot wrap thaw's towers as they are (one shared item
+learnt from that user alone), so private training runs without user ids; full item id embeddings
+and the item residual would take noise on every coordinate of the catalogue at every step, so the
+item tower stays at its content initialisation (whitened text of each item) plus one learned
+number per item, its bias (popularity, which every user's gradient pushes the same way). The user
+tower learns: attention over the history, the no-history vector and its shrinkage, the attribute
+map, the logit scale. Opacus's GradSampleModule cannot wrap thaw's towers as they are (one shared item
 table is scored by every user of a batch, attribute bags are ragged), so per-user gradients are
 computed here one user at a time through autograd, which the frozen item table makes cheap.
 Not covered: the choices fitted before training that depend on which items have interactions (the
@@ -46,8 +47,9 @@ def is_private(config: TrainConfig) -> bool:
 
 
 def private_config(config: ThawConfig) -> ThawConfig:
-    """`config` with what private training needs: no user ids, no item ids, no item residual."""
-    model = dataclasses.replace(config.model, user_ids=False, item_ids=False, item_residual=False)
+    """`config` with what private training needs: no user ids, item ids in the shared space (only
+    their bias coordinate trains), no item residual."""
+    model = dataclasses.replace(config.model, user_ids=False, item_ids=True, id_dim=0, item_residual=False)
     return dataclasses.replace(config, model=model)
 
 
@@ -61,9 +63,9 @@ class PrivateTraining:
         from opacus.accountants import RDPAccountant
         from opacus.accountants.utils import get_noise_multiplier
 
-        if model.user_id is not None or model.item_id is not None or model.item_residual is not None:
+        if model.user_id is not None or model.item_residual is not None or model.id_dim:
             raise ValueError(
-                "private training needs user_ids=False, item_ids=False and item_residual=False in the "
+                "private training needs user_ids=False, item_residual=False and id_dim=0 in the "
                 "model settings (thaw.training.private.private_config sets them)"
             )
         if config.loss != "softmax" or config.distill_weight or config.distill_rating_weight or config.id_l2:
@@ -84,7 +86,7 @@ class PrivateTraining:
         self.generator = torch.Generator().manual_seed(config.seed + 0xD9)
         self.rng = np.random.default_rng([config.seed, 0xD9])
         self.log_popularity = log_popularity
-        # The item tower is frozen: score every item once (content only; there are no ids).
+        # The item tower is frozen but for each item's bias: score the content of every item once.
         for module in (model.text_projection, model.item_features):
             if module is not None:
                 module.requires_grad_(False)
@@ -92,7 +94,11 @@ class PrivateTraining:
         with torch.no_grad():
             rows = np.arange(data.train.shape[1])
             self.table = model.item_content(data.items.rows(rows), None if text_cache is None else text_cache)
-        self.params = [p for p in model.parameters() if p.requires_grad]
+            # Of an item's id part only the last coordinate, its bias, trains; the rest stays 0.
+            self.item_id = None if model.item_id is None else model.item_id.weight
+            if self.item_id is not None:
+                self.item_id[:, :-1] = 0.0
+        self.params = [p for p in model.parameters() if p.requires_grad and p is not self.item_id]
 
     def batches(self, sampler: BatchSampler) -> Callable[[], Iterator[Batch | None]]:
         """An epoch of `steps_per_epoch` Poisson-sampled batches (None: nobody sampled this step)."""
@@ -107,29 +113,38 @@ class PrivateTraining:
     def step(self, batch: Batch | None) -> Tensor:
         """Set every trainable weight's .grad to the noisy clipped mean; returns the batch's mean loss."""
         clip = self.config.dp_max_grad_norm
-        total = [torch.zeros_like(p) for p in self.params]
+        # The item biases as a leaf of their own: per-user gradients of (n_items,), not of the table.
+        bias = None if self.item_id is None else self.item_id[:, -1].detach().clone().requires_grad_(True)
+        leaves = self.params + ([] if bias is None else [bias])
+        total = [torch.zeros_like(p) for p in leaves]
         losses = []
         for row in range(0 if batch is None else len(batch.users)):
             assert batch is not None
-            loss = self._user_loss(batch, row)
-            grads = torch.autograd.grad(loss, self.params, allow_unused=True)
-            grads = [torch.zeros_like(p) if g is None else g for g, p in zip(grads, self.params, strict=True)]
+            loss = self._user_loss(batch, row, bias)
+            grads = torch.autograd.grad(loss, leaves, allow_unused=True)
+            grads = [torch.zeros_like(p) if g is None else g for g, p in zip(grads, leaves, strict=True)]
             norm = torch.sqrt(sum((g * g).sum() for g in grads))
             scale = min(1.0, clip / (float(norm) + 1e-12))
             for acc, g in zip(total, grads, strict=True):
                 acc.add_(g, alpha=scale)
             losses.append(float(loss.detach()))
         expected = self.sample_rate * self.sampler.n_users
-        for param, acc in zip(self.params, total, strict=True):
-            noise = torch.randn(param.shape, generator=self.generator) * (self.noise_multiplier * clip)
-            param.grad = (acc + noise) / expected
+        noisy = [(acc + torch.randn(acc.shape, generator=self.generator) * (self.noise_multiplier * clip)) / expected
+                 for acc in total]
+        for param, grad in zip(self.params, noisy, strict=False):
+            param.grad = grad
+        if self.item_id is not None:
+            self.item_id.grad = torch.zeros_like(self.item_id)
+            self.item_id.grad[:, -1] = noisy[-1]
         self.accountant.step(noise_multiplier=self.noise_multiplier, sample_rate=self.sample_rate)
         return torch.tensor(float(np.mean(losses)) if losses else 0.0)
 
-    def _user_loss(self, batch: Batch, row: int) -> Tensor:
+    def _user_loss(self, batch: Batch, row: int, bias: Tensor | None) -> Tensor:
         """One user's multi-positive softmax loss over the batch's candidates."""
         candidates = torch.from_numpy(batch.candidates)
-        table = self.table[candidates]  # (C, width + 1), no gradient
+        table = self.table[candidates]  # (C, width + 1): content, then each item's bias
+        if bias is not None:
+            table = table + torch.nn.functional.pad(bias[candidates][:, None], (self.model.width, 0))
         weight = torch.from_numpy(batch.history_weight[row : row + 1])  # (1, L)
         own = torch.from_numpy(batch.history_index[row])  # (L,) into candidates
         user = torch.from_numpy(batch.users[row : row + 1].astype(np.int64))
