@@ -152,6 +152,13 @@ def served(make_client, serve_db_url: str):  # noqa: F811  (fixture imported abo
 def test_delete_endpoint_forgets_the_user_everywhere(served) -> None:
     engine = served.app.state.engine
     assert served.get(f"/users/{VICTIM}/recommendations").status_code == 200  # caches history, logs impressions
+
+    def audience() -> list[str]:
+        response = served.get("/explore/items/i1/audience", params={"k": 50})
+        assert response.status_code == 200, response.text
+        return [member["user"] for member in response.json()["users"]]
+
+    assert VICTIM in audience()  # every user's vector is now kept for audiences
     assert VICTIM in engine.people.cache._entries
     model = engine.model_state.model
     assert VICTIM in model.user_index_
@@ -160,6 +167,7 @@ def test_delete_endpoint_forgets_the_user_everywhere(served) -> None:
     assert VICTIM not in engine.people.cache._entries
     assert VICTIM not in model.user_index_ and VICTIM not in model.user_ids_
     assert _traces(engine.store, -1) == []  # events, impressions, text vector, user row
+    assert VICTIM not in audience()
     assert not list(engine.store.iter_events(user=VICTIM, include_generated=True))
     # Someone new under the same id starts from nothing: the old id embedding is gone.
     assert served.post("/users", json={"id": VICTIM}).status_code == 200

@@ -88,6 +88,14 @@ class Audience:
 
         threading.Thread(target=run, name="thaw-audience", daemon=True).start()
 
+    def forget(self) -> None:
+        """Drop the kept vectors (someone was deleted); the next request rebuilds them without them.
+
+        A rebuild already running when this is called may still hold the person until it ages out
+        (`max_age_seconds`).
+        """
+        self._cached = None
+
     def warm(self) -> None:
         """Build the vectors in the background if there are none yet."""
         if self._cached is None:

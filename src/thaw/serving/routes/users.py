@@ -4,7 +4,7 @@
 from typing import Annotated
 
 from pydantic import Field
-from fastapi import APIRouter, Body, Path, Response, status
+from fastapi import APIRouter, Body, Path, Request, Response, status
 
 from thaw.data.records import UserRecord
 from thaw.serving.auth import ReadAccess, WriteAccess
@@ -50,8 +50,8 @@ def router(config: ServeConfig) -> APIRouter:
         responses=NOT_FOUND,
         summary="Forget a user: the row, every event (generated too), impression, cached text vector and in-memory trace",
     )
-    def delete_user(user_id: UserPath, engine: EngineDep) -> Response:
-        if not forget_user(engine, user_id):
+    def delete_user(user_id: UserPath, engine: EngineDep, request: Request) -> Response:
+        if not forget_user(engine, user_id, getattr(request.app.state, "audience", None)):
             raise not_found(NotFoundError("user", [user_id]))
         return Response(status_code=status.HTTP_204_NO_CONTENT)
 
