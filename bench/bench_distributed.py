@@ -9,7 +9,6 @@ docs/benchmarks/distributed.md. Text vectors come from var/bench-ml-100k.sqlite 
 
 from __future__ import annotations
 
-import argparse
 import logging
 import sys
 from collections.abc import Sequence
@@ -18,27 +17,21 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from bench_model import snapshot_for  # noqa: E402
-from variants import fold_summary, run_variants, save_results, variant_table, write_with_reading  # noqa: E402
+from variants import (  # noqa: E402
+    bench_parser, fold_summary, run_variants, save_results, start_logging, variant_table, write_with_reading,
+)
 
 from thaw.models.thaw_model import create as create_thaw  # noqa: E402
 from thaw.training.distributed import create as create_distributed  # noqa: E402
 
-ROOT = Path(__file__).resolve().parents[1]
 METRICS = ("ndcg@20", "recall@20")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--folds", type=int, default=5)
+    parser = bench_parser(__doc__, "distributed")
     parser.add_argument("--nproc", type=int, default=2)
-    parser.add_argument("--encoder", default="minilm")
-    parser.add_argument("--results", type=Path, default=ROOT / "bench" / "results" / "distributed.json")
-    parser.add_argument("--markdown", type=Path, default=ROOT / "docs" / "benchmarks" / "distributed.md")
     args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", stream=sys.stderr)
-    import torch
-
-    torch.set_num_threads(1)
+    start_logging()
     options = {"eval_metric": "ndcg"}
     single, parallel = "thaw (1 process)", f"thaw ({args.nproc} processes)"
     factories = {

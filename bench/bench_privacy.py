@@ -14,7 +14,6 @@ Writes bench/results/privacy.json and docs/benchmarks/privacy.md.
 
 from __future__ import annotations
 
-import argparse
 import logging
 import sys
 from collections.abc import Sequence
@@ -24,14 +23,15 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from bench_model import snapshot_for  # noqa: E402
-from variants import fold_summary, run_variants, save_results, variant_table, write_with_reading  # noqa: E402
+from variants import (  # noqa: E402
+    bench_parser, fold_summary, run_variants, save_results, start_logging, variant_table, write_with_reading,
+)
 
 from thaw.models.registry import create  # noqa: E402
 from thaw.models.thaw_model import ThawRecommender  # noqa: E402
 from thaw.models.thaw_model import create as create_thaw  # noqa: E402
 from thaw.training.private import private_config  # noqa: E402
 
-ROOT = Path(__file__).resolve().parents[1]
 METRICS = ("ndcg@20", "recall@20")
 
 
@@ -41,17 +41,10 @@ def _private(seed: int, epochs: int, **train: Any) -> ThawRecommender:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--folds", type=int, default=5)
+    parser = bench_parser(__doc__, "privacy")
     parser.add_argument("--epochs", type=int, default=20, help="epochs of the private variants (epsilon is spread over them)")
-    parser.add_argument("--encoder", default="minilm")
-    parser.add_argument("--results", type=Path, default=ROOT / "bench" / "results" / "privacy.json")
-    parser.add_argument("--markdown", type=Path, default=ROOT / "docs" / "benchmarks" / "privacy.md")
     args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", stream=sys.stderr)
-    import torch
-
-    torch.set_num_threads(1)
+    start_logging()
     factories = {
         "thaw": lambda seed=0: create_thaw(seed=seed, eval_metric="ndcg"),
         "thaw-dp-clip-only": lambda seed=0: _private(seed, args.epochs, dp_noise_multiplier=1e-6),

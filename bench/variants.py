@@ -7,6 +7,7 @@ against a reference; `write_with_reading` keeps the hand-written reading of a Ma
 
 from __future__ import annotations
 
+import argparse
 import json
 import logging
 import sys
@@ -25,6 +26,27 @@ from thaw.evaluation.stats import compare
 log = logging.getLogger("bench_variants")
 
 MARKER = "<!-- reading: hand-written, kept when the script rewrites this file -->"
+
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def bench_parser(doc: str | None, name: str) -> argparse.ArgumentParser:
+    """The options every variant benchmark takes (writes bench/results/NAME.json, docs/benchmarks/NAME.md)."""
+    parser = argparse.ArgumentParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--folds", type=int, default=5)
+    parser.add_argument("--encoder", default="minilm")
+    parser.add_argument("--results", type=Path, default=ROOT / "bench" / "results" / f"{name}.json")
+    parser.add_argument("--markdown", type=Path, default=ROOT / "docs" / "benchmarks" / f"{name}.md")
+    return parser
+
+
+def start_logging() -> None:
+    """Progress to stderr; torch on one thread (the harness fits one model at a time)."""
+    import torch
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", stream=sys.stderr)
+    torch.set_num_threads(1)
 
 
 @dataclass
