@@ -288,3 +288,32 @@ def test_config_round_trips_and_rejects_bad_values() -> None:
         TwoTowerConfig(hidden=0)
     with pytest.raises(RuntimeError, match="not fitted"):
         ThawRecommender().score(np.arange(1), sp.csr_matrix((1, 1)))
+
+
+def test_als_init_starts_the_id_block_at_the_als_scores() -> None:
+    from thaw.models.als import ALSRecommender
+
+    data, _ = _small_fit_data(scenario="warm")
+    config = _config(id_dim=8, epochs=1)
+    config = dataclasses.replace(config, model=dataclasses.replace(config.model, id_init="als", als_alpha=2.0))
+    model = ThawRecommender(config)
+    # Epoch 0 only: the learning rates are never applied, so the id blocks are ALS's factors.
+    model.config = dataclasses.replace(config, train=dataclasses.replace(config.train, epochs=1, lr=1e-12, id_lr=1e-12))
+    model.fit(dataclasses.replace(data, validation=None))
+    als = ALSRecommender(seed=0, n_factors=8, regularization=config.model.als_regularization, alpha=2.0).fit(data)
+    d = model.model_.dim
+    assert model.model_.user_id is not None and model.model_.item_id is not None
+    users = np.flatnonzero(data.warm_users)[:5]
+    id_scores = model.model_.user_id.weight[users].detach().numpy() @ model.model_.item_id.weight[:, :8].detach().numpy().T
+    np.testing.assert_allclose(id_scores, als.score(users, data.train[users]), rtol=1e-3, atol=1e-4)
+    # Cold items keep an all-zero id block, and a cold item's vector is content only.
+    cold = np.flatnonzero(~data.warm_items)
+    if len(cold):
+        assert np.all(model.item_vectors_[cold].numpy()[:, d : d + 8] == 0.0)
+
+
+def test_als_init_needs_its_own_id_block() -> None:
+    with pytest.raises(ValueError, match="id_dim > 0"):
+        TwoTowerConfig(id_init="als")
+    with pytest.raises(ValueError, match="id_init"):
+        TwoTowerConfig(id_init="svd", id_dim=8)

@@ -133,6 +133,8 @@ class ThawRecommender:
         enough = items.text is not None and data.warm_items.sum() >= WHITENING_MIN_ROWS * items.text.shape[1]
         if enough and model_config.text_whitening > 0:
             model.set_text_whitening(*whitening(items.text[data.warm_items], model_config.text_whitening))
+        if model_config.id_init == "als":
+            model.set_id_factors(*_als_factors(data, model_config, config.train))
         train = data.train.tocsr().astype(np.float32)
         train.sort_indices()
         training = TrainingData(
@@ -309,6 +311,17 @@ def pair_times(train: sp.csr_matrix, events: EventArrays) -> np.ndarray:
     wanted = rows * n_items + train.indices.astype(np.int64)
     at = np.minimum(np.searchsorted(keys, wanted), len(keys) - 1)
     return np.where(keys[at] == wanted, times[at], 0).astype(np.int64)
+
+
+def _als_factors(data: FitData, model: TwoTowerConfig, train: TrainConfig) -> tuple[np.ndarray, np.ndarray]:
+    """Implicit-ALS user and item factors of the training matrix (cold rows zero), id_dim wide."""
+    from thaw.models.als import ALSRecommender
+
+    als = ALSRecommender(
+        seed=train.seed, n_factors=model.id_dim, regularization=model.als_regularization,
+        alpha=model.als_alpha, n_threads=train.threads,
+    ).fit(data)
+    return np.asarray(als.model_.user_factors), np.asarray(als.model_.item_factors)
 
 
 def _fit_attributes(attributes: list[dict[str, Any]], rows: np.ndarray) -> Any:

@@ -54,6 +54,9 @@ class TwoTowerConfig:
     id_dim: int = 0  # > 0: ids live in their own coordinates; 0: ids add to the content space
     content_to_ids: bool = True  # with id_dim: a learned map from pooled content into the id block
     user_ids: bool = True  # id embeddings for warm users
+    id_init: str = "random"  # "als": start the id blocks at implicit-ALS factors (needs id_dim > 0)
+    als_regularization: float = 10.0  # the ALS fit behind id_init = "als"
+    als_alpha: float = 10.0
     init_scale: float = 10.0  # initial logit scale s (an inverse temperature)
     id_init_std: float = 1e-3  # small: an untrained model stays a content-KNN
     # Data sizes (0 = absent), set by the estimator.
@@ -74,6 +77,10 @@ class TwoTowerConfig:
         for name in ("hidden", "attr_dim", "n_heads", "key_dim"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+        if self.id_init not in ("random", "als"):
+            raise ValueError(f"id_init must be 'random' or 'als', got {self.id_init!r}")
+        if self.id_init == "als" and self.id_dim < 1:
+            raise ValueError("id_init = 'als' needs id_dim > 0 (the ALS factors get coordinates of their own)")
         if not 0.0 <= self.text_whitening <= 1.0:
             raise ValueError(f"text_whitening must be in [0, 1], got {self.text_whitening}")
         if self.history_shrinkage < 0:
@@ -210,6 +217,20 @@ class TwoTower(nn.Module):
         self.log_scale.fill_(math.log(cfg.init_scale))
         if self.shrinkage is not None:
             self.shrinkage.fill_(math.log(math.expm1(cfg.history_shrinkage)))  # softplus^-1(kappa)
+
+    @torch.no_grad()
+    def set_id_factors(self, user_factors: np.ndarray, item_factors: np.ndarray) -> None:
+        """Start the id blocks at given factors (n_users, id_dim) and (n_items, id_dim), e.g. ALS's.
+
+        The id block's dot product is then that factorisation's score; the item id bias stays 0.
+        """
+        if self.user_id is None or self.item_id is None or not self.id_dim:
+            raise ValueError("id factors need user and item ids in their own block (id_dim > 0)")
+        for name, table, factors in (("user", self.user_id, user_factors), ("item", self.item_id, item_factors)):
+            if factors.shape != (table.num_embeddings, self.id_dim):
+                raise ValueError(f"{name} factors {factors.shape} != ({table.num_embeddings}, {self.id_dim})")
+        self.user_id.weight.copy_(torch.from_numpy(np.asarray(user_factors, np.float32)))
+        self.item_id.weight[:, : self.id_dim] = torch.from_numpy(np.asarray(item_factors, np.float32))
 
     @torch.no_grad()
     def set_text_whitening(self, mean: np.ndarray, transform: np.ndarray) -> None:
