@@ -16,6 +16,7 @@ run encodes. Nothing here is tuned on test folds: thaw early-stops on each fold'
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import logging
 import pickle
@@ -27,6 +28,7 @@ from typing import Any
 
 import numpy as np
 
+from bench_quality import OPTIONS as BASELINE_OPTIONS  # the baselines' validated settings
 from thaw.config import data_dir_from_env
 from thaw.data.dataset import build_snapshot
 from thaw.data.datasets import ingest_dataset
@@ -54,10 +56,12 @@ ABLATIONS: dict[str, dict[str, Any]] = {
 }
 
 
-def _factory(name: str, options: dict[str, Any] | None = None) -> Callable[..., Any]:
+def _factory(name: str, dataset: str, options: dict[str, Any] | None = None) -> Callable[..., Any]:
+    """thaw with `options`; a baseline with the settings bench_quality chose on fold-0 validation."""
     if name.startswith("thaw"):
         return lambda seed=0: create_thaw(seed=seed, **(options or {}))
-    return lambda seed=0: create(name, seed=seed)
+    tuned = dict(BASELINE_OPTIONS.get(dataset, {}).get(name, {}))
+    return lambda seed=0: create(name, seed=seed, **tuned)
 
 
 def snapshot_for(dataset: str, encoder: str, threads: int) -> Any:
@@ -111,6 +115,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--results", type=Path, default=ROOT / "bench" / "results")
     parser.add_argument("--markdown", type=Path, default=ROOT / "docs" / "benchmarks" / "model.md")
     parser.add_argument("--markdown-only", action="store_true", help="re-render the Markdown of the last run")
+    parser.add_argument("--models", default="", help="comma-separated subset of the models to run (default: all)")
     parser.add_argument("--combine", type=Path, nargs="+", default=None, metavar="PKL",
                         help="render one Markdown from the saved reports of several runs (var/bench-model-reports.pkl copies)")
     args = parser.parse_args(argv)
@@ -120,26 +125,29 @@ def main(argv: Sequence[str] | None = None) -> int:
     torch.set_num_threads(args.threads)
     only = {s for s in args.only.split(",") if s}
     runs: list[tuple[str, list[str], dict[str, Callable[..., Any]]]] = []
-    cold_models = {name: _factory(name) for name in ("thaw", "content-knn", "als", "popularity")}
+    cold_models = {name: _factory(name, "citeulike-a") for name in ("thaw", "content-knn", "als", "popularity")}
     if args.ablations:
-        cold_models |= {name: _factory("thaw", options) for name, options in ABLATIONS.items()}
+        cold_models |= {name: _factory("thaw", "citeulike-a", options) for name, options in ABLATIONS.items()}
     if not only or "citeulike-cold" in only:
         runs.append(("citeulike-a", ["cold-item"], cold_models))
     if not only or "citeulike-warm" in only:
-        runs.append(("citeulike-a", ["warm"], {n: _factory(n) for n in ("thaw", "als", "content-knn", "popularity")}))
+        runs.append(("citeulike-a", ["warm"], {n: _factory(n, "citeulike-a") for n in ("thaw", "als", "content-knn", "popularity")}))
     if not only or "movielens" in only:
         # MovieLens targets are judged on NDCG@20, so thaw early-stops on validation NDCG@20 there.
         ndcg = {"eval_metric": "ndcg"}
-        ml_models = {n: _factory(n, ndcg) for n in ("thaw", "popularity", "content-knn", "als")}
+        ml_models = {n: _factory(n, "ml-100k", ndcg) for n in ("thaw", "popularity", "content-knn", "als")}
         if args.ablations:
-            ml_models |= {name: _factory("thaw", ndcg | options) for name, options in ABLATIONS.items()}
+            ml_models |= {name: _factory("thaw", "ml-100k", ndcg | options) for name, options in ABLATIONS.items()}
         runs.append(("ml-100k", ["cold-user", "onboarding-3"], ml_models))
 
+    if args.models:
+        keep = {m for m in args.models.split(",") if m}
+        runs = [(d, sc, {n: f for n, f in ms.items() if n in keep}) for d, sc, ms in runs]
     args.results.mkdir(parents=True, exist_ok=True)
     sections = []
     saved = ROOT / "var" / "bench-model-reports.pkl"
     if args.combine:  # one document from runs made separately (e.g. one --only each)
-        sections = [s for pkl in args.combine for s in pickle.loads(pkl.read_bytes())]
+        sections = combine([pickle.loads(pkl.read_bytes()) for pkl in args.combine])
         args.markdown.write_text(markdown(sections, argv if argv is not None else sys.argv[1:]))
         return 0
     if args.markdown_only:  # re-render the Markdown from the reports of the last run
@@ -153,7 +161,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         for scenario, report in reports.items():
             path = args.results / f"model-{dataset}-{scenario}.json"
             document = report_json(report)
-            document["thaw_fit_seconds"] = thaw_fit_seconds(report)
+            if any(m.model == "thaw" for m in report.models):
+                document["thaw_fit_seconds"] = thaw_fit_seconds(report)
             path.write_text(json.dumps(document, indent=2) + "\n")
             sections.append((dataset, scenario, report, elapsed))
             log.info("wrote %s", path)
@@ -163,6 +172,26 @@ def main(argv: Sequence[str] | None = None) -> int:
         args.markdown.write_text(markdown(sections, argv if argv is not None else sys.argv[1:]))
         log.info("wrote %s", args.markdown)
     return 0
+
+
+def combine(runs: list[list[tuple[str, str, Report, float]]]) -> list[tuple[str, str, Report, float]]:
+    """Sections of several runs as one: a (dataset, scenario) seen again gains that run's models,
+    replacing those of the same name (a re-run of a baseline on the same folds, say)."""
+    merged: dict[tuple[str, str], tuple[str, str, Report, float]] = {}
+    for sections in runs:
+        for dataset, scenario, report, elapsed in sections:
+            key = (dataset, scenario)
+            if key not in merged:
+                merged[key] = (dataset, scenario, report, elapsed)
+                continue
+            base = merged[key][2]
+            if (base.folds, base.seed, base.n_folds) != (report.folds, report.seed, report.n_folds):
+                raise ValueError(f"{dataset} {scenario}: runs with different folds or seeds cannot be combined")
+            names = {m.model for m in report.models}
+            models = [m if m.model not in names else report.model(m.model) for m in base.models]
+            models += [m for m in report.models if m.model not in {b.model for b in base.models}]
+            merged[key] = (dataset, scenario, dataclasses.replace(base, models=models), merged[key][3] + elapsed)
+    return list(merged.values())
 
 
 # (dataset, scenario) -> (metric, reference baseline, required ratio): the targets of issue 4.
