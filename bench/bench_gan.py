@@ -249,6 +249,14 @@ def markdown(document: dict[str, Any], reading: str) -> str:
             fed = ", ".join(str(f["feedback_best_epoch"]) for f in part["fits"][variant] if f["feedback_best_epoch"] is not None)
             lines.append(f"| {variant} | {'yes' if t['met'] else 'no'} | {t['cold_ratio']:.3f}× | {t['warm_ratio']:.3f}× | "
                          f"{kept} | {fed or 'n/a'} |")
+        lines += ["", "The mixed (`overall`) list, where new items compete with warm ones: recall over each user's",
+                  "cold and warm test items, and the share of the top-20 slots that show a cold item.", "",
+                  "| variant | cold_recall@20 | warm_recall@20 | cold_exposure@20 |", "|---|---|---|---|"]
+        for result in part["report"]["results"]:
+            overall = result["rankings"]["overall"]["metrics"]
+            cells = [f"{overall[m]['mean']:.4f} ± {overall[m]['std']:.4f}"
+                     for m in ("cold_recall@20", "warm_recall@20", "cold_exposure@20")]
+            lines.append(f"| {result['model']} | " + " | ".join(cells) + " |")
         thaw_epochs = ", ".join(str(f["best_epoch"]) for f in part["fits"]["thaw"])
         lines += ["", f"thaw's kept epoch per fold: {thaw_epochs}. Wall time: {part['seconds']:.0f}s. "
                   f"Training curves of fold 0's `thaw-gar` fit: ![curves](img/gan-{dataset}.png)", ""]
