@@ -39,8 +39,17 @@ bench-serve: setup  ## serving latency/throughput (CiteULike, wrk from Debian, e
 		|| echo "wrk not installed; using bench/loadgen/pyload.py"
 	$(BIN)/python bench/bench_serve.py
 
-bench-quality: setup  ## every baseline, ml-100k + citeulike-a, all scenarios, 5 folds -> bench/results, docs/benchmarks/quality.md
+bench-quality: setup  ## the quality benchmarks of docs/benchmarks.md, 5 folds (hours on 2 cores): baselines, thaw + ablations, GAN ablation
 	$(BIN)/python bench/bench_quality.py
+	$(MAKE) bench-model bench-gan
+
+.PHONY: bench-model
+bench-model: setup  ## thaw against the baselines (targets of issue 4) and its ablations -> bench/results/model-*.json, docs/benchmarks/model.md
+	mkdir -p var/bench-model
+	$(BIN)/python bench/bench_model.py --only citeulike-cold --results bench/results && cp var/bench-model-reports.pkl var/bench-model/cold.pkl
+	$(BIN)/python bench/bench_model.py --only citeulike-warm --results bench/results && cp var/bench-model-reports.pkl var/bench-model/warm.pkl
+	$(BIN)/python bench/bench_model.py --only movielens --ablations --results bench/results && cp var/bench-model-reports.pkl var/bench-model/ml.pkl
+	$(BIN)/python bench/bench_model.py --combine var/bench-model/cold.pkl var/bench-model/warm.pkl var/bench-model/ml.pkl
 
 bench-quality-smoke: setup  ## the CI-sized version (ml-100k, 1 fold) into var/bench-smoke
 	$(BIN)/python bench/bench_quality.py --smoke --results var/bench-smoke/results --docs var/bench-smoke/quality.md --db-dir var/bench-smoke/db
