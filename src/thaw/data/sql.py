@@ -79,6 +79,8 @@ def make_engine(url: str, *, echo: bool) -> Engine:
     def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
         cursor = dbapi_conn.cursor()
         cursor.execute("PRAGMA foreign_keys=ON")
+        # Deleted rows (a forgotten user's events, say) are overwritten, not left in free pages.
+        cursor.execute("PRAGMA secure_delete=ON")
         if not memory:
             cursor.execute("PRAGMA journal_mode=WAL")
             cursor.execute("PRAGMA synchronous=NORMAL")
