@@ -17,10 +17,10 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, delete, select
+from sqlalchemy import Connection, delete, func, select
 
 from thaw.data.records import EventRecord, now_utc
-from thaw.data.schema import Event, Item
+from thaw.data.schema import Event, Item, User
 from thaw.data.store import Store
 
 EVENT_TYPE = "view"  # the weakest event type: a generated pair is a guess, never a purchase
@@ -76,6 +76,49 @@ def read_generated(store: Store, *, user: str | None = None, item: str | None = 
 def exposure_candidates(store: Store, user: str, limit: int = 20) -> list[tuple[str, float]]:
     """A user's new items to show, from their generated pairs: [(item, confidence)], best first."""
     return [(p.item, p.confidence) for p in read_generated(store, user=user)[:limit]]
+
+
+def generated_by_user(store: Store, *, per_user: int | None = None) -> dict[str, list[tuple[str, float]]]:
+    """Every user's generated pairs in one query: {user: [(item, confidence)]}, most confident first.
+
+    Serving loads these as exposure candidates (thaw.serving.generated); `per_user` keeps only each
+    user's most confident ones. A store without generated events answers {} at the cost of one scan.
+    """
+    query = (
+        select(User.external_id, Item.external_id, Event.value)
+        .select_from(Event)
+        .join(User, User.id == Event.user_id)
+        .join(Item, Item.id == Event.item_id)
+        .where(Event.generated.is_(True))
+    )
+    out: dict[str, list[tuple[str, float]]] = {}
+    with store.engine.connect() as conn:
+        for user, item, value in conn.execute(query):
+            out.setdefault(user, []).append((item, float(value if value is not None else 0.0)))
+    for user, pairs in out.items():
+        pairs.sort(key=lambda pair: (-pair[1], pair[0]))
+        # One item may have been generated twice for a user (written with replace=False): keep the best.
+        best: dict[str, float] = {}
+        for item, confidence in pairs:
+            best.setdefault(item, confidence)
+        unique = list(best.items())
+        out[user] = unique[:per_user] if per_user is not None else unique
+    return out
+
+
+def generated_version(store: Store) -> tuple[int, int, str]:
+    """(count, highest id, latest timestamp) of the generated events: changes whenever they do.
+
+    Deleting some changes the count; a new generation is written with a new timestamp (ids alone
+    would not do: SQLite may reuse the ids of rows just deleted). One aggregate query, so a server
+    can skip re-reading unchanged pairs (thaw.serving.generated).
+    """
+    query = select(func.count(), func.coalesce(func.max(Event.id), 0), func.max(Event.timestamp)).where(
+        Event.generated.is_(True)
+    )
+    with store.engine.connect() as conn:
+        count, highest, latest = conn.execute(query).one()
+    return int(count), int(highest), str(latest)
 
 
 def drop_generated(store: Store, items: Sequence[str] | None = None) -> int:

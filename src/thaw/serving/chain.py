@@ -197,8 +197,13 @@ def explore(
     exclude: np.ndarray,
     search: Callable[[str, np.ndarray], SourceSearch],
     rng: np.random.Generator,
+    user: str | None = None,
 ) -> list[Served]:
-    """Replace about share*k slots with low-exposure rows chosen by Thompson sampling."""
+    """Replace about share*k slots with low-exposure rows chosen by Thompson sampling.
+
+    The stored `user`'s generated candidates that are still low-exposure are drawn first; the
+    user's most relevant low-exposure rows fill the slots they leave.
+    """
     config = engine.config.exploration
     n_slots = n_explore_slots(config.share, min(k, len(served)), rng) if config.share > 0 else 0
     if n_slots == 0:
@@ -210,14 +215,21 @@ def explore(
     low = alive & (impressions < config.max_impressions)
     kept = served[: len(served) - n_slots]
     blocked = set(exclude.tolist()) | {row for row, *_ in kept}
-    primary = queries.primary()
-    if primary is not None:
-        pool = search(*primary).pool(low, alive, config.pool, blocked)
-    else:
-        # No signal about the person: any low-exposure item may be explored.
-        candidates = np.setdiff1d(np.flatnonzero(low), np.fromiter(blocked, np.int64, len(blocked)))
-        pool = rng.permutation(candidates)[: config.pool]
-    picks = thompson_pick(pool, impressions, clicks, n_slots, config, rng)
+    rows, confidence = engine.generated.rows_of(user, engine.catalogue)
+    inside = rows < n  # rows added since `low` was read wait for the next request
+    rows, confidence = rows[inside], confidence[inside]
+    fresh = low[rows] & _outside(rows, blocked)
+    picks = thompson_pick(rows[fresh], impressions, clicks, n_slots, config, rng, confidence[fresh])
+    if len(picks) < n_slots:
+        blocked |= {pick.row for pick in picks}
+        primary = queries.primary()
+        if primary is not None:
+            pool = search(*primary).pool(low, alive, config.pool, blocked)
+        else:
+            # No signal about the person: any low-exposure item may be explored.
+            candidates = np.setdiff1d(np.flatnonzero(low), np.fromiter(blocked, np.int64, len(blocked)))
+            pool = rng.permutation(candidates)[: config.pool]
+        picks += thompson_pick(pool, impressions, clicks, n_slots - len(picks), config, rng)
     if not picks:
         return served
     positions = explore_positions(len(picks), min(k, len(served)))
@@ -244,7 +256,7 @@ def recommend(engine: Engine, profile: Profile, k: int, *, exclude_seen: bool, e
     search = searches_for(engine, state, prefetch)
     rng = np.random.default_rng([engine.config.exploration.seed, next(engine._requests)])
     served = fill(engine, queries, k, exclude, search)
-    served = explore(engine, served, queries, k, exclude, search, rng)
+    served = explore(engine, served, queries, k, exclude, search, rng, profile.user)
     items = _scored(engine, served, profile, state, explain)
     request_id = uuid.uuid4().hex
     _log_impressions(engine, items, profile.user, request_id)

@@ -23,6 +23,10 @@ class ExplorationConfig:
     prior_misses: float = 1.0
     click_types: tuple[str, ...] = ("click", "purchase")
     seed: int = 0
+    # A user's generated feedback (store events with generated = True) makes its new items their
+    # first exploration candidates while those stay low-exposure (thaw.serving.generated). On by
+    # default; it does nothing in a store without generated events.
+    generated_candidates: bool = True
 
     def __post_init__(self) -> None:
         if not 0.0 <= self.share <= 1.0:

@@ -34,6 +34,7 @@ from thaw.serving.config import ServeConfig
 from thaw.serving.content import ContentSimilarity
 from thaw.serving.counts import Counters
 from thaw.serving.exploration import ImpressionLog
+from thaw.serving.generated import GeneratedCandidates
 from thaw.serving.index import VectorIndex
 from thaw.serving.people import NotFoundError, People
 from thaw.serving.queries import queries_for
@@ -72,6 +73,7 @@ class Engine:
         self.impressions = ImpressionLog(store.add_impressions, config.impression_flush_seconds)
         self.counters = Counters(store, self.catalogue, config, self.impressions)
         self.people = People(store, self.catalogue, config, self.encode_texts)
+        self.generated = GeneratedCandidates(store, config.exploration)
         self.feed = ChangeFeed(store, self.reconcile_items)
         self._requests = itertools.count()
         self._stop = threading.Event()
@@ -115,6 +117,7 @@ class Engine:
         self.feed.start_at(position)
         self.counters.refresh()
         self.people.refresh_rating_scale()
+        self.generated.refresh()
         self.encoder.encode(["warm-up"])  # a lazily loaded encoder loads now, not in the first POST /items
         log.info(
             "catalogue loaded",
@@ -151,6 +154,7 @@ class Engine:
                 if self.counters.due():
                     self.counters.refresh()
                     self.people.refresh_rating_scale()
+                    self.generated.refresh()
             except Exception:
                 log.exception("background sync failed")
 
@@ -263,6 +267,8 @@ class Engine:
                     state.index.remove(rows)
                 if self._model_writes is not None:
                     self._model_writes.append(("remove", rows, None, []))
+        if removed:
+            self.generated.forget_items(item_ids)  # the store dropped their generated events too
         return len(removed)
 
     def add_items(self, records: list[ItemRecord]) -> WriteResult:
@@ -320,8 +326,13 @@ class Engine:
         self.counters.dirty.set()
 
     def refresh_counts(self) -> None:
-        """Recount popularity, clicks and impressions from the store now."""
+        """Recount popularity, clicks and impressions from the store now, and re-read generated candidates."""
         self.counters.refresh()
+        self.generated.refresh()
+
+    def drop_generated(self, items: list[str] | None = None) -> int:
+        """Delete generated events (of `items`, or all) and stop exploring them here at once; how many."""
+        return self.generated.drop(items)
 
     # ------------------------------------------------------------------ people
     def profile_of(self, user_id: str) -> Profile:

@@ -5,6 +5,10 @@ prior_misses + impressions - clicks). For a list of k, about `share * k` slots g
 low-exposure items among the user's most relevant `pool` items that draw the highest click
 rate from their posterior. Impressions are buffered and written to the store by a background
 thread; clicks come from click events.
+
+A user's generated candidates (new items the generated feedback names for them, see
+thaw.serving.generated) are considered first: those still low-exposure take the slots, in the
+order of their own Thompson draws, before the relevance pool fills what is left.
 """
 
 from __future__ import annotations
@@ -30,6 +34,17 @@ class ExplorationPick:
     draw: float
     impressions: int
     clicks: int
+    generated: float | None = None  # the confidence of the user's generated pair, if it came from one
+
+    def detail(self) -> str:
+        """Why this row was explored, for `explain=true`."""
+        counts = f"{self.impressions} impressions, {self.clicks} clicks; sampled click rate {self.draw:.3f}"
+        if self.generated is not None:
+            return (
+                f"exploring a new item that generated feedback suggests for this user "
+                f"(confidence {self.generated:.3f}, not real data): {counts}"
+            )
+        return f"exploring an item with little exposure: {counts}"
 
 
 def n_explore_slots(share: float, k: int, rng: np.random.Generator) -> int:
@@ -55,21 +70,35 @@ def thompson_pick(
     n: int,
     config: ExplorationConfig,
     rng: np.random.Generator,
+    confidence: np.ndarray | None = None,
 ) -> list[ExplorationPick]:
     """Draw a click rate for each candidate row from its Beta posterior; keep the n highest draws.
 
-    `impressions` and `clicks` are per-catalogue-row counts (indexed by `candidates`).
+    `impressions` and `clicks` are per-catalogue-row counts (indexed by `candidates`). Generated
+    candidates come with the `confidence` of their generated pairs, which the picks carry and which
+    breaks equal draws (the more confident first). It never enters the posterior: a generated pair
+    is a guess, not an observed click, so a generated item its users leave unclicked draws low
+    like any other.
     """
     if n <= 0 or len(candidates) == 0:
         return []
+    if confidence is not None:
+        order = np.argsort(-np.asarray(confidence, np.float64), kind="stable")
+        candidates, confidence = np.asarray(candidates)[order], np.asarray(confidence, np.float64)[order]
     shown = impressions[candidates]
     clicked = np.minimum(clicks[candidates], shown)  # clicks without logged impressions still count
     alpha = config.prior_clicks + clicked
     beta = config.prior_misses + np.maximum(shown - clicked, 0.0)
     draws = rng.beta(alpha, beta)
-    best = np.argsort(-draws, kind="stable")[:n]
+    best = np.argsort(-draws, kind="stable")[:n]  # equal draws: the earlier candidate
     return [
-        ExplorationPick(int(candidates[i]), float(draws[i]), int(shown[i]), int(clicks[candidates[i]]))
+        ExplorationPick(
+            int(candidates[i]),
+            float(draws[i]),
+            int(shown[i]),
+            int(clicks[candidates[i]]),
+            None if confidence is None else float(confidence[i]),
+        )
         for i in best
     ]
 

@@ -29,6 +29,7 @@ def forget_user(engine: Engine, user_id: str, audience: Audience | None = None) 
     if not engine.store.delete_user(user_id):
         return False
     engine.people.cache.forget(user_id)
+    engine.generated.forget_user(user_id)
     state = engine.model_state
     forget = getattr(state.model, "forget_users", None) if state is not None else None
     if forget is not None:

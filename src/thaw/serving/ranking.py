@@ -52,12 +52,7 @@ def explain_rows(
     """The reason behind serving `row` to `profile` from `source`."""
     catalogue = engine.catalogue
     if source == "exploration":
-        return Reason(
-            detail=(
-                f"exploring an item with little exposure: {extra.impressions} impressions, "
-                f"{extra.clicks} clicks; sampled click rate {extra.draw:.3f}"
-            )
-        )
+        return Reason(detail=extra.detail())  # an ExplorationPick (thaw.serving.exploration)
     if source == "popularity":
         count = float(catalogue.popularity.view(catalogue.n_rows)[row])
         return Reason(detail=f"popular: {count:.1f} weighted interactions")
