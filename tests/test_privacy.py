@@ -172,6 +172,9 @@ def test_delete_endpoint_forgets_the_user_everywhere(served) -> None:
     # Someone new under the same id starts from nothing: the old id embedding is gone.
     assert served.post("/users", json={"id": VICTIM}).status_code == 200
     assert served.post("/users", json={"id": "stranger"}).status_code == 200
+    # The delete asked the background thread for a recount of popularity; have it done now, so
+    # both lists below see the same counts (it could otherwise land between the two requests).
+    engine.refresh_counts()
     first = served.get(f"/users/{VICTIM}/recommendations", params={"k": 10}).json()["items"]
     second = served.get("/users/stranger/recommendations", params={"k": 10}).json()["items"]
     assert [(i["id"], i["source"]) for i in first] == [(i["id"], i["source"]) for i in second]
