@@ -157,6 +157,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     saved = ROOT / "var" / "bench-model-reports.pkl"
     if args.combine:  # one document from runs made separately (e.g. one --only each)
         sections = combine([pickle.loads(pkl.read_bytes()) for pkl in args.combine])
+        for dataset, scenario, report, _ in sections:
+            suffix = "" if report.folds == report.n_folds else f"-{report.folds}-folds"
+            document = report_json(report)
+            if any(m.model == "thaw" for m in report.models):
+                document["thaw_fit_seconds"] = thaw_fit_seconds(report)
+            (args.results / f"model-{dataset}-{scenario}{suffix}.json").write_text(json.dumps(document, indent=2) + "\n")
         args.markdown.write_text(markdown(sections, argv if argv is not None else sys.argv[1:]))
         return 0
     if args.markdown_only:  # re-render the Markdown from the reports of the last run
@@ -186,16 +192,16 @@ def main(argv: Sequence[str] | None = None) -> int:
 def combine(runs: list[list[tuple[str, str, Report, float]]]) -> list[tuple[str, str, Report, float]]:
     """Sections of several runs as one: a (dataset, scenario) seen again gains that run's models,
     replacing those of the same name (a re-run of a baseline on the same folds, say)."""
-    merged: dict[tuple[str, str], tuple[str, str, Report, float]] = {}
+    merged: dict[tuple[str, str, int], tuple[str, str, Report, float]] = {}
     for sections in runs:
         for dataset, scenario, report, elapsed in sections:
-            key = (dataset, scenario)
+            key = (dataset, scenario, report.folds)  # runs over other folds stay separate sections
             if key not in merged:
                 merged[key] = (dataset, scenario, report, elapsed)
                 continue
             base = merged[key][2]
-            if (base.folds, base.seed, base.n_folds) != (report.folds, report.seed, report.n_folds):
-                raise ValueError(f"{dataset} {scenario}: runs with different folds or seeds cannot be combined")
+            if (base.seed, base.n_folds) != (report.seed, report.n_folds):
+                raise ValueError(f"{dataset} {scenario}: runs with different seeds or partitions cannot be combined")
             names = {m.model for m in report.models}
             models = [m if m.model not in names else report.model(m.model) for m in base.models]
             models += [m for m in report.models if m.model not in {b.model for b in base.models}]
@@ -226,7 +232,12 @@ def markdown(sections: list[tuple[str, str, Report, float]], argv: Sequence[str]
         "| thaw fit s/fold |",
         "|---|---|---|---|---|---|---|---|---|---|",
     ]
+    most_folds: dict[tuple[str, str], int] = {}
     for dataset, scenario, report, _ in sections:
+        most_folds[(dataset, scenario)] = max(most_folds.get((dataset, scenario), 0), report.folds)
+    for dataset, scenario, report, _ in sections:
+        if report.folds < most_folds[(dataset, scenario)]:
+            continue  # a shorter run of the same scenario (ablations over fewer folds) is not a target row
         metric, reference, ratio = TARGETS.get((dataset, scenario), ("recall@20", "popularity", 1.0))
         ranking = report.primary
         ref = float(np.mean(report.model(reference).per_fold(ranking, metric)))
@@ -250,7 +261,7 @@ def markdown(sections: list[tuple[str, str, Report, float]], argv: Sequence[str]
             metric = TARGETS.get((dataset, scenario), ("recall@20", "", 1.0))[0]
             ranking = report.primary
             base = float(np.mean(report.model("thaw").per_fold(ranking, metric)))
-            lines += [f"**{dataset} · {scenario}** ({metric}, `{ranking}` ranking)", "",
+            lines += [f"**{dataset} · {scenario}** ({metric}, `{ranking}` ranking, {report.folds} of {report.n_folds} folds)", "",
                       "| variant | what changes | value | Δ vs thaw | p (users) |", "|---|---|---|---|---|"]
             lines.append(f"| thaw | (defaults) | {base:.4f} | | |")
             for m in report.models:
