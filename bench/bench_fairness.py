@@ -37,6 +37,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "bench"))
 
 from bench_quality import OPTIONS, _limit_threads, _prepare  # noqa: E402
+from thaw.evaluation.report import finite_json  # noqa: E402
 
 DATASETS = ("ml-100k", "citeulike-a")
 MODELS = ("content-knn", "als", "thaw")
@@ -122,7 +123,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     for out in doc["datasets"].values():
         out["chosen"] = _choose(out["points"])
     args.results.parent.mkdir(parents=True, exist_ok=True)
-    args.results.write_text(json.dumps(_finite(doc), indent=2, allow_nan=False) + "\n")
+    args.results.write_text(json.dumps(finite_json(doc), indent=2, allow_nan=False) + "\n")
     image = _plot(doc, args.docs.parent / "img" / "fairness.png")
     _write_docs(doc, args.docs, image)
     print(f"wrote {args.results}, {args.docs} in {doc['wall_seconds'] / 60:.1f} min", flush=True)
@@ -223,16 +224,6 @@ def _choose(points: list[dict[str, Any]]) -> list[dict[str, Any]]:
                 chosen.append({"model": model, "method": method, "rule": rule, "strength": p["strength"],
                                "point_method": p["method"]})
     return chosen
-
-
-def _finite(value: Any) -> Any:
-    if isinstance(value, float) and not np.isfinite(value):
-        return None
-    if isinstance(value, dict):
-        return {k: _finite(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_finite(v) for v in value]
-    return value
 
 
 def _plot_points(doc: dict[str, Any], split: str = "test") -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:

@@ -42,16 +42,17 @@ def significance(report: Report, baselines: Iterable[str] | None = None) -> list
 
 def report_json(report: Report, baselines: Iterable[str] | None = None) -> dict[str, Any]:
     """The JSON document of a report, with its significance tests (NaN written as null)."""
-    return _finite(report.to_dict(significance=comparisons_json(significance(report, baselines))))
+    return finite_json(report.to_dict(significance=comparisons_json(significance(report, baselines))))
 
 
-def _finite(value: Any) -> Any:
+def finite_json(value: Any) -> Any:
+    """`value` with every non-finite float replaced by None (JSON has no NaN), nested dicts/lists too."""
     if isinstance(value, float) and not math.isfinite(value):
         return None
     if isinstance(value, dict):
-        return {k: _finite(v) for k, v in value.items()}
+        return {k: finite_json(v) for k, v in value.items()}
     if isinstance(value, list):
-        return [_finite(v) for v in value]
+        return [finite_json(v) for v in value]
     return value
 
 
