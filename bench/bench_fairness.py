@@ -18,14 +18,12 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
-import multiprocessing
 import os
 import platform
 import shlex
 import sys
 import time
 from collections.abc import Sequence
-from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -36,7 +34,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "bench"))
 
-from bench_quality import OPTIONS, _limit_threads, _prepare  # noqa: E402
+from bench_quality import OPTIONS, _limit_threads, _prepare, run_jobs  # noqa: E402
 from thaw.evaluation.report import finite_json  # noqa: E402
 
 DATASETS = ("ml-100k", "citeulike-a")
@@ -102,12 +100,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     started = time.perf_counter()
     jobs = [(d, f, models, variants, args.seed, args.encoder, args.db_dir, threads)
             for d, f in zip(datasets, folds)]
-    if args.jobs > 1 and len(jobs) > 1:
-        context = multiprocessing.get_context("spawn")
-        with ProcessPoolExecutor(max_workers=min(args.jobs, len(jobs)), mp_context=context) as pool:
-            outputs = list(pool.map(_dataset_job, *zip(*jobs)))
-    else:
-        outputs = [_dataset_job(*job) for job in jobs]
+    outputs = run_jobs(_dataset_job, jobs, args.jobs)
     command = "python bench/bench_fairness.py " + " ".join(shlex.quote(a) for a in (argv or sys.argv[1:]))
     doc = {
         "command": command.strip(),

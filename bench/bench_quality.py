@@ -99,13 +99,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     started = time.perf_counter()
     jobs = [(dataset, scenarios, args.db_dir, encoder, threads, models, folds, args.seed, args.smoke)
             for dataset, scenarios in plan.items()]
-    if args.jobs > 1 and len(jobs) > 1:
-        # One process per dataset: the two datasets use the two cores side by side.
-        context = multiprocessing.get_context("spawn")
-        with ProcessPoolExecutor(max_workers=min(args.jobs, len(jobs)), mp_context=context) as pool:
-            outputs = list(pool.map(_dataset_job, *zip(*jobs)))
-    else:
-        outputs = [_dataset_job(*job) for job in jobs]
+    outputs = run_jobs(_dataset_job, jobs, args.jobs)
     sections, timings, index, all_reports = [], {}, [], []
     for (dataset, _, *_rest), (reports, times) in zip(jobs, outputs):
         timings[dataset] = times
@@ -122,6 +116,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     args.docs.write_text(_document(command.strip(), total, cpu, timings, sections, folds, encoder, threads))
     print(f"wrote {args.docs} and {len(index)} JSON files in {total / 60:.1f} min", flush=True)
     return 0
+
+
+def run_jobs(function: Any, jobs: list[tuple[Any, ...]], n_jobs: int) -> list[Any]:
+    """function(*job) for every job; in up to `n_jobs` spawned processes (one per dataset: the two
+    datasets use the two cores side by side), else in this one."""
+    if n_jobs > 1 and len(jobs) > 1:
+        context = multiprocessing.get_context("spawn")
+        with ProcessPoolExecutor(max_workers=min(n_jobs, len(jobs)), mp_context=context) as pool:
+            return list(pool.map(function, *zip(*jobs)))
+    return [function(*job) for job in jobs]
 
 
 def _dataset_job(dataset: str, scenarios: tuple[str, ...], db_dir: Path, encoder: str, threads: int,
