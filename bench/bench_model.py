@@ -58,7 +58,8 @@ ABLATIONS: dict[str, dict[str, Any]] = {
 
 # thaw with its id blocks started at implicit-ALS factors (id_init = "als"): the id width and ALS
 # settings are bench_quality's validated ALS ones for CiteULike; chosen on fold-0 warm validation
-# (Recall@20 0.288 against 0.202 for the default thaw; its best epoch was the first).
+# (Recall@20 0.288 against 0.202 for the default thaw; its best epoch was the first;
+# bench/choose_on_validation.py makes that comparison).
 WARM_VARIANTS: dict[str, dict[str, Any]] = {
     "thaw-als": {"id_dim": 200, "id_init": "als", "als_regularization": 10.0, "als_alpha": 10.0},
 }
