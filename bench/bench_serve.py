@@ -75,11 +75,21 @@ def start_server(db: Path, model: Path | None, port: int, workers: int, log: Pat
                 time.sleep(1.0 + 2.0 * (workers > 1))  # every worker up, not just the first
                 if process.poll() is not None:  # another server holds the port: ours failed to bind
                     raise RuntimeError(f"port {port} is taken by another server:\n{log.read_text()[-2000:]}")
+                _wait_warm(port, deadline)
                 return process
         except httpx.HTTPError:
             time.sleep(0.5)
     process.kill()
     raise RuntimeError("server did not start")
+
+
+def _wait_warm(port: int, deadline: float) -> None:
+    """Until every worker has computed its stored users' vectors (10 answers in a row say so)."""
+    ready = 0
+    while ready < 10 and time.monotonic() < deadline:
+        warming = httpx.get(f"http://127.0.0.1:{port}/health", timeout=5).json().get("warming_up", False)
+        ready = 0 if warming else ready + 1
+        time.sleep(0.05 if not warming else 0.5)
 
 
 def cpu_seconds(pid: int) -> float:

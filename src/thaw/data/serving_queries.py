@@ -48,26 +48,44 @@ class ServingQueries:
                 conn.execute(insert(Impression), list(chunk))
             return len(rows)
 
-    def impression_counts(self) -> dict[str, int]:
-        """How often each item was shown: {item id: impressions} (items never shown are absent)."""
+    def impression_counts(self, after: int = 0, upto: int | None = None) -> dict[str, int]:
+        """How often each item was shown: {item id: impressions} (items never shown are absent).
+
+        Only impressions with `after` < id <= `upto` when given: a recount of what is new since one.
+        """
         query = (
             select(Item.external_id, func.count())
             .select_from(Impression)
             .join(Item, Item.id == Impression.item_id)
+            .where(Impression.id > after)
             .group_by(Item.external_id)
         )
+        if upto is not None:
+            query = query.where(Impression.id <= upto)
         with self.engine.connect() as conn:
             return {item: int(n) for item, n in conn.execute(query)}
 
-    def event_totals(self) -> list[tuple[str, str, int, float]]:
-        """Real events per (item, type): (item id, type, count, sum of values; 0 where absent)."""
+    def last_ids(self) -> tuple[int, int]:
+        """(highest event id, highest impression id), 0 for an empty table: the bounds of a recount."""
+        with self.engine.connect() as conn:
+            events = conn.execute(select(func.coalesce(func.max(Event.id), 0))).scalar_one()
+            impressions = conn.execute(select(func.coalesce(func.max(Impression.id), 0))).scalar_one()
+        return int(events), int(impressions)
+
+    def event_totals(self, after: int = 0, upto: int | None = None) -> list[tuple[str, str, int, float]]:
+        """Real events per (item, type): (item id, type, count, sum of values; 0 where absent).
+
+        Only events with `after` < id <= `upto` when given: a recount of what is new since one.
+        """
         query = (
             select(Item.external_id, Event.type, func.count(), func.coalesce(func.sum(Event.value), 0.0))
             .select_from(Event)
             .join(Item, Item.id == Event.item_id)
-            .where(Event.generated.is_(False))
+            .where(Event.generated.is_(False), Event.id > after)
             .group_by(Item.external_id, Event.type)
         )
+        if upto is not None:
+            query = query.where(Event.id <= upto)
         with self.engine.connect() as conn:
             return [(item, type_, int(n), float(total)) for item, type_, n, total in conn.execute(query)]
 

@@ -74,7 +74,8 @@ class ServeConfig:
     history_limit: int = 500  # most recent events of a user that shape their vector
     log_impressions: bool = True
     impression_flush_seconds: float = 1.0
-    stats_refresh_seconds: float = 30.0  # resync popularity / click counts from the store
+    stats_refresh_seconds: float = 30.0  # add the events and impressions stored since the last count
+    full_recount_seconds: float = 300.0  # recount popularity, clicks and impressions from every stored row
     train_metric: str = "recall@20"  # compared before a retrained model replaces the live one
     train_tolerance: float = 0.0  # the new model may be at most this much worse
     threads: int = 1
@@ -95,7 +96,8 @@ class ServeConfig:
     sync_seconds: float = 0.05
     resync_seconds: float = 600.0
     change_retention_seconds: float = 3600.0
-    history_cache_users: int = 10_000  # users whose history is kept between requests (0: none)
+    history_cache_users: int = 10_000  # users whose history and model vector are kept between requests (0: none)
+    warm_users: int = 10_000  # stored users whose model vector is computed at model load, in the background (0: none)
 
     def __post_init__(self) -> None:
         if not self.db_url:
@@ -108,7 +110,7 @@ class ServeConfig:
             raise ValueError(f"default_k must be in 1..{self.limits.max_k}, got {self.default_k}")
         if self.history_limit < 1:
             raise ValueError("history_limit must be >= 1")
-        if self.impression_flush_seconds <= 0 or self.stats_refresh_seconds <= 0:
+        if self.impression_flush_seconds <= 0 or self.stats_refresh_seconds <= 0 or self.full_recount_seconds <= 0:
             raise ValueError("flush and refresh intervals must be > 0")
         if self.train_tolerance < 0:
             raise ValueError("train_tolerance must be >= 0")
@@ -120,6 +122,8 @@ class ServeConfig:
             raise ValueError("sync_seconds, resync_seconds and change_retention_seconds must be > 0")
         if self.history_cache_users < 0:
             raise ValueError("history_cache_users must be >= 0")
+        if self.warm_users < 0:
+            raise ValueError("warm_users must be >= 0")
         for key in self.read_keys | self.write_keys | self.admin_keys:
             if not key or any(c.isspace() for c in key):
                 raise ValueError("API keys must be non-empty and contain no whitespace")
@@ -219,10 +223,10 @@ def _build(values: dict[str, Any], *, source: str) -> ServeConfig:
             if key in top and top[key] is not None:
                 top[key] = Path(top[key])
         for key in ("port", "workers", "threads", "default_k", "history_limit", "ann_threshold", "hnsw_m",
-                    "hnsw_ef_construction", "hnsw_ef_search", "hnsw_threads", "history_cache_users"):
+                    "hnsw_ef_construction", "hnsw_ef_search", "hnsw_threads", "history_cache_users", "warm_users"):
             if key in top:
                 top[key] = int(top[key])
-        for key in ("impression_flush_seconds", "stats_refresh_seconds", "train_tolerance", "sync_seconds",
+        for key in ("impression_flush_seconds", "stats_refresh_seconds", "full_recount_seconds", "train_tolerance", "sync_seconds",
                     "resync_seconds", "change_retention_seconds"):
             if key in top:
                 top[key] = float(top[key])

@@ -1,8 +1,11 @@
 """Per-item counters behind popularity and exploration: updated as events arrive, recounted from the store.
 
-Local increments make a new event count at once in this worker; an exact recount from the store
-every `stats_refresh_seconds` (or within a second when local increments cannot be trusted, after a
-batch with duplicates or a deleted user) brings in what other workers saw.
+Local increments make a new event count at once in this worker. Every `stats_refresh_seconds` the
+events and impressions stored since the last recount (by id) are counted and added, which brings in
+what other workers saw at a cost that does not grow with the store. A full recount runs every
+`full_recount_seconds`, and within a second when local increments cannot be trusted (a batch with
+duplicates, a deleted user or item): it also catches rows a concurrent transaction committed
+under an id below one already counted.
 """
 
 from __future__ import annotations
@@ -30,6 +33,9 @@ class Counters:
         self.impressions = impressions
         self.dirty = threading.Event()
         self.refreshed_at = 0.0
+        self.recounted_at = 0.0  # the last full recount
+        self._upto = (0, 0)  # (event id, impression id) the stored counts include
+        self._stored: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None  # popularity, clicks, impressions by row
 
     def add_events(self, records: list[EventRecord]) -> WriteResult:
         """Append events (idempotent by key) and count them."""
@@ -51,16 +57,44 @@ class Counters:
         stale = time.monotonic() - self.refreshed_at > self.config.stats_refresh_seconds
         return self.dirty.is_set() or stale
 
-    def refresh(self) -> None:
-        """Recount popularity, clicks and impressions from the store (exact; also syncs workers)."""
+    def refresh(self, *, full: bool = False) -> None:
+        """Bring popularity, clicks and impressions in line with the store (see the module doc)."""
+        full = (
+            full
+            or self.dirty.is_set()
+            or self._stored is None
+            or time.monotonic() - self.recounted_at > self.config.full_recount_seconds
+        )
         self.dirty.clear()
         if self.config.log_impressions:
             self.impressions.flush()
-        weights = self.config.weights
-        totals = self.store.event_totals()  # (item, type, count, sum of values)
-        shown = self.store.impression_counts()
-        # Map ids to rows and weigh outside the lock: readers (and the GIL) wait only for the swap.
+        upto = self.store.last_ids()
+        after = (0, 0) if full else self._upto
+        totals = self.store.event_totals(after[0], upto[0])  # (item, type, count, sum of values)
+        shown = self.store.impression_counts(after[1], upto[1])
         n = self.catalogue.n_rows
+        counted = self._counts(totals, shown, n)
+        if not full and self._stored is not None:
+            counted = tuple(new + _fit(old, n) for new, old in zip(counted, self._stored, strict=True))
+        popularity, clicks, impressions = counted
+        self._stored, self._upto = (popularity, clicks, impressions), upto
+        with self.catalogue.lock:
+            all_rows = np.arange(n)
+            self.catalogue.popularity.set(all_rows, popularity)
+            self.catalogue.clicks.set(all_rows, clicks)
+            self.catalogue.impressions.set(all_rows, impressions)
+        self.refreshed_at = time.monotonic()
+        if full:
+            self.recounted_at = self.refreshed_at
+
+    def _counts(
+        self, totals: list[tuple[str, str, int, float]], shown: dict[str, int], n: int
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(popularity, clicks, impressions) per catalogue row, each (n,) float64, of store aggregates.
+
+        Ids are mapped to rows and weighed outside the catalogue lock: readers wait only for the swap.
+        """
+        weights = self.config.weights
         rows = np.fromiter((_row(self.catalogue, item) for item, _, _, _ in totals), np.int64, len(totals))
         counts = np.fromiter((c for _, _, c, _ in totals), np.float64, len(totals))
         value_sums = np.fromiter((v for _, _, _, v in totals), np.float64, len(totals))
@@ -78,12 +112,14 @@ class Counters:
         keep = (shown_rows >= 0) & (shown_rows < n)
         impressions = np.zeros(n)
         impressions[shown_rows[keep]] = shown_counts[keep]
-        with self.catalogue.lock:
-            all_rows = np.arange(n)
-            self.catalogue.popularity.set(all_rows, popularity)
-            self.catalogue.clicks.set(all_rows, clicks)
-            self.catalogue.impressions.set(all_rows, impressions)
-        self.refreshed_at = time.monotonic()
+        return popularity, clicks, impressions
+
+
+def _fit(values: np.ndarray, n: int) -> np.ndarray:
+    """`values` cut or zero-padded to length n (rows added since they were counted have none yet)."""
+    if len(values) >= n:
+        return values[:n]
+    return np.concatenate([values, np.zeros(n - len(values))])
 
 
 def _row(catalogue: Catalogue, item: str) -> int:

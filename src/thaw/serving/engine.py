@@ -37,9 +37,10 @@ from thaw.serving.exploration import ImpressionLog
 from thaw.serving.generated import GeneratedCandidates
 from thaw.serving.index import VectorIndex
 from thaw.serving.people import NotFoundError, People
-from thaw.serving.queries import queries_for
+from thaw.serving.queries import model_vectors, queries_for
 from thaw.serving.ranking import Profile
 from thaw.serving.sync import ChangeFeed
+from thaw.serving.user_cache import UserVectorCache, key_of
 
 log = logging.getLogger(__name__)
 
@@ -57,6 +58,7 @@ class ModelState:
     model: EmbeddingModel
     index: VectorIndex
     metrics: dict[str, float] = field(default_factory=dict)
+    user_vectors: UserVectorCache = field(default_factory=lambda: UserVectorCache(0))  # stored users' vectors
 
 
 class Engine:
@@ -78,6 +80,8 @@ class Engine:
         self._requests = itertools.count()
         self._stop = threading.Event()
         self._worker: threading.Thread | None = None
+        self._warmer: threading.Thread | None = None
+        self.warmed_users = 0  # stored users whose model vector the last warm-up computed
         self._swap_lock = threading.Lock()
         # Item writes of this worker and replays of others' are applied one at a time, each reading
         # the store and updating the indexes as one step: a replay that read an item just before a
@@ -131,12 +135,15 @@ class Engine:
             self.impressions.start()
         self._worker = threading.Thread(target=self._background, name="thaw-sync", daemon=True)
         self._worker.start()
+        self._start_warming()
 
     def stop(self) -> None:
         """Stop background threads and write pending impressions."""
         self._stop.set()
         if self._worker is not None:
             self._worker.join(timeout=10)
+        if self._warmer is not None:
+            self._warmer.join(timeout=10)
         self.impressions.stop()
 
     def _background(self) -> None:
@@ -187,11 +194,13 @@ class Engine:
                             index.add(rows, np.asarray(model.encode_items(content, ids), np.float32))
                         else:
                             index.remove(rows)
-                    self.model_state = ModelState(version, model, index, dict(metrics))
+                    cache = UserVectorCache(self.config.history_cache_users)
+                    self.model_state = ModelState(version, model, index, dict(metrics), cache)
             finally:
                 self._model_writes = None
         if self._worker is not None:
             _settle_garbage()  # a swap while serving: the old model goes, the new one is frozen
+            self._start_warming()
         log.info("model swapped in", extra={"version": version, "items": len(index)})
 
     def _encode_catalogue(self, model: EmbeddingModel, live: list[Any], n_rows: int) -> VectorIndex:
@@ -242,6 +251,7 @@ class Engine:
         if not fresh:
             return
         records = [r for r, _ in fresh.values()]
+        changed = any(self.catalogue.fingerprint_of(r.id) is not None for r in records)  # re-encoded in place
         content = self._item_content(records)
         ids = [r.id for r in records]
         content_vectors = self.content.encode_items(content, ids)
@@ -251,6 +261,8 @@ class Engine:
             self.content_index.add(rows, content_vectors)
             if state is not None:
                 state.index.add(rows, np.asarray(state.model.encode_items(content, ids), np.float32))
+                if changed:
+                    state.user_vectors.clear()  # kept user vectors pooled the old item vectors
             if self._model_writes is not None:
                 self._model_writes.append(("add", rows, content, ids))
             self.catalogue.activate(rows)
@@ -269,6 +281,7 @@ class Engine:
                     self._model_writes.append(("remove", rows, None, []))
         if removed:
             self.generated.forget_items(item_ids)  # the store dropped their generated events too
+            self.counters.dirty.set()  # their stored events and impressions are gone: recount in full
         return len(removed)
 
     def add_items(self, records: list[ItemRecord]) -> WriteResult:
@@ -326,8 +339,8 @@ class Engine:
         self.counters.dirty.set()
 
     def refresh_counts(self) -> None:
-        """Recount popularity, clicks and impressions from the store now, and re-read generated candidates."""
-        self.counters.refresh()
+        """Recount popularity, clicks and impressions from every stored row now, and re-read generated candidates."""
+        self.counters.refresh(full=True)
         self.generated.refresh()
 
     def drop_generated(self, items: list[str] | None = None) -> int:
@@ -353,6 +366,47 @@ class Engine:
         except NotFoundError:
             self.catch_up()  # perhaps another worker just added them
             return self.people.profile_new(attributes, liked, text, rated)
+
+    @property
+    def warming_up(self) -> bool:
+        """Whether stored users' model vectors are being computed ahead right now."""
+        return self._warmer is not None and self._warmer.is_alive()
+
+    def _start_warming(self) -> None:
+        state = self.model_state
+        if state is None or self.config.warm_users == 0 or self.config.history_cache_users == 0:
+            return
+        self._warmer = threading.Thread(target=self.warm_user_vectors, args=(state,), name="thaw-warm", daemon=True)
+        self._warmer.start()
+
+    def warm_user_vectors(self, state: ModelState, batch: int = 256) -> int:
+        """Compute the model vectors of up to `warm_users` stored users in batches; how many.
+
+        Stops early when the model is replaced or the engine stops. A vector a request computed
+        meanwhile is left as it is.
+        """
+        started = time.perf_counter()
+        limit = min(self.config.warm_users, self.config.history_cache_users)
+        done = 0
+        users = itertools.islice(self.store.iter_users(), limit)
+        while not self._stop.is_set() and self.model_state is state:
+            profiles = []
+            for record in itertools.islice(users, batch):
+                try:
+                    profiles.append(self.people.profile_of(record.id))
+                except NotFoundError:
+                    continue  # deleted meanwhile
+            if not profiles:
+                break
+            vectors = model_vectors(self, profiles, state)
+            for profile, vector in zip(profiles, vectors, strict=True):
+                key = key_of(profile)
+                if key is not None and profile.user is not None:
+                    state.user_vectors.put(profile.user, key, vector, if_absent=True)
+            done += len(profiles)
+        self.warmed_users = done
+        log.info("user vectors computed ahead", extra={"users": done, "seconds": round(time.perf_counter() - started, 3)})
+        return done
 
     # ------------------------------------------------------------------ recommendations
     def recommend(self, profile: Profile, k: int, *, exclude_seen: bool = True, explain: bool = False) -> RecommendationList:

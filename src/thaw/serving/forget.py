@@ -2,7 +2,7 @@
 
 `Store.delete_user` removes the user's row, events (real and generated), impressions and the
 cached vector of their text. A worker also holds the person in memory: impressions not yet
-written, their cached history (and text vector), popularity counts, the kept vectors of every
+written, their cached history (and text vector), their kept model vector, popularity counts, the kept vectors of every
 user behind item audiences, and the live model's id embedding and features for them. This module clears all of that in the worker that serves the
 DELETE; other workers stop serving the person at once (the store no longer knows them) and drop
 their cached history on the next request for that id, and every model retrained afterwards never
@@ -31,6 +31,8 @@ def forget_user(engine: Engine, user_id: str, audience: Audience | None = None) 
     engine.people.cache.forget(user_id)
     engine.generated.forget_user(user_id)
     state = engine.model_state
+    if state is not None:
+        state.user_vectors.forget(user_id)
     forget = getattr(state.model, "forget_users", None) if state is not None else None
     if forget is not None:
         forget([user_id])

@@ -141,6 +141,7 @@ class People:
             history.strengths[live],
             seen,
             history.text_vector if user.text else None,
+            key,
         )
 
     def _read(self, key: tuple[int, int, int]) -> History:

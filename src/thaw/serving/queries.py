@@ -14,6 +14,7 @@ import scipy.sparse as sp
 
 from thaw.data.dataset import UserContent
 from thaw.serving.ranking import Profile
+from thaw.serving.user_cache import key_of
 
 if TYPE_CHECKING:
     from thaw.serving.engine import Engine, ModelState
@@ -41,12 +42,14 @@ class Queries:
         return next(((s, v) for s, v in self if v is not None), None)
 
 
-def _history(strengths: np.ndarray) -> sp.csr_matrix:
-    """(1, h) strengths as the CSR row encode_users takes (column j is the history's row j)."""
-    h = len(strengths)
-    history = sp.csr_matrix(
-        (np.asarray(strengths, np.float32), np.arange(h, dtype=np.int32), np.array([0, h], np.int32)), shape=(1, h)
-    )
+def _history(strengths: list[np.ndarray]) -> sp.csr_matrix:
+    """(n, h_total) CSR of n people's strengths as encode_users takes it: person i's histories follow
+    person i-1's, so column j is row j of their histories' stacked item vectors."""
+    lengths = [len(s) for s in strengths]
+    total = sum(lengths)
+    values = np.concatenate(strengths).astype(np.float32) if strengths else np.empty(0, np.float32)
+    indptr = np.concatenate([[0], np.cumsum(lengths)]).astype(np.int32)
+    history = sp.csr_matrix((values, np.arange(total, dtype=np.int32), indptr), shape=(len(strengths), total))
     history.eliminate_zeros()  # a zero-strength event is no signal
     return history
 
@@ -61,17 +64,44 @@ def text_vector_of(engine: Engine, profile: Profile) -> np.ndarray | None:
 
 
 def model_vector(engine: Engine, profile: Profile, state: ModelState) -> np.ndarray | None:
-    """The trained model's user vector (d_model,), or None with neither history, attributes nor text."""
+    """The trained model's user vector (d_model,), or None with neither history, attributes nor text.
+
+    A stored user's vector is kept between requests under everything it depends on (user_cache.py).
+    """
     if not (len(profile.rows) or profile.attributes or profile.text):
         return None
-    # Only the history's own item vectors go in: column j of `history` is row j of `matrix`. A
-    # model that projects its whole item table per call (attention keys) then costs O(history).
-    inside = profile.rows < len(state.index.matrix())
-    rows, strengths = profile.rows[inside], profile.strengths[inside]
-    matrix = state.index.vectors(rows)  # (h, d_model)
-    content = UserContent([profile.attributes], [profile.text], text_vectors=text_vector_of(engine, profile))
-    vector = state.model.encode_users(content, [profile.user or ""], _history(strengths), matrix)
-    return np.asarray(vector, np.float32)[0]
+    key = key_of(profile)
+    if key is not None and profile.user is not None:
+        kept = state.user_vectors.get(profile.user, key)
+        if kept is not None:
+            return kept
+    vector = model_vectors(engine, [profile], state)[0]
+    if key is not None and profile.user is not None:
+        state.user_vectors.put(profile.user, key, vector)
+    return vector
+
+
+def model_vectors(engine: Engine, profiles: list[Profile], state: ModelState) -> np.ndarray:
+    """The user tower over several profiles at once: (n, d_model) float32.
+
+    Only the histories' own item vectors go in: column j of the history matrix is row j of the
+    stacked item vectors. A model that projects its whole item table per call (attention keys)
+    then costs O(history), not O(catalogue).
+    """
+    n_index = len(state.index.matrix())
+    inside = [p.rows < n_index for p in profiles]  # rows added after this model's index was read wait
+    rows = np.concatenate([p.rows[keep] for p, keep in zip(profiles, inside, strict=True)])
+    history = _history([p.strengths[keep] for p, keep in zip(profiles, inside, strict=True)])
+    matrix = state.index.vectors(rows)  # (h_total, d_model)
+    texts = [p.text for p in profiles]
+    vectors = [text_vector_of(engine, p) for p in profiles]
+    text_vectors = None
+    if any(v is not None for v in vectors):
+        dim = next(v for v in vectors if v is not None).shape[1]
+        text_vectors = np.concatenate([np.zeros((1, dim), np.float32) if v is None else v for v in vectors])
+    content = UserContent([p.attributes for p in profiles], texts, text_vectors=text_vectors)
+    users = [p.user or "" for p in profiles]
+    return np.asarray(state.model.encode_users(content, users, history, matrix), np.float32)
 
 
 def content_vector(engine: Engine, profile: Profile) -> np.ndarray | None:
@@ -81,7 +111,7 @@ def content_vector(engine: Engine, profile: Profile) -> np.ndarray | None:
         return None
     history_vectors = engine.content_index.vectors(profile.rows)  # (h, d)
     content = UserContent([profile.attributes], [profile.text], text_vectors=text)
-    vector = engine.content.encode_users(content, [profile.user or ""], _history(profile.strengths), history_vectors)[0]
+    vector = engine.content.encode_users(content, [profile.user or ""], _history([profile.strengths]), history_vectors)[0]
     return vector if np.any(vector) else None
 
 

@@ -24,6 +24,7 @@ class Profile:
     strengths: np.ndarray  # (h,) float32 strongest event weight per row
     seen: np.ndarray  # (s,) int64 rows of every item the person interacted with
     text_vector: np.ndarray | None = None  # (1, d) pretrained vector of `text`, when already encoded
+    version: tuple[int, int, int] | None = None  # a stored user's history key (people.py); None if not stored
 
 
 @dataclass(frozen=True)

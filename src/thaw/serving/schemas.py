@@ -199,6 +199,9 @@ class HealthOut(BaseModel):
     model_version: str
     auth: Literal["open", "keys"]
     uptime_seconds: float
+    warming_up: bool = Field(
+        False, description="stored users' model vectors are still being computed ahead (answers are right, slower)"
+    )
 
 
 class ModelVersionOut(BaseModel):

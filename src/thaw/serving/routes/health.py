@@ -23,6 +23,7 @@ def router(config: ServeConfig) -> APIRouter:
             model_version=engine.model_version,
             auth="keys" if cfg.auth_enabled else "open",
             uptime_seconds=round(time.monotonic() - started, 3),
+            warming_up=engine.warming_up,
         )
 
     @api.get(
