@@ -40,7 +40,7 @@ def require(scope: str) -> Callable[..., None]:
     if scope not in SCOPES:
         raise ValueError(f"scope must be one of {SCOPES}, got {scope!r}")
 
-    def check(
+    async def check(  # async: it only compares strings, and a plain def would run in the thread pool
         request: Request,
         credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
     ) -> None:

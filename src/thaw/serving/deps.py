@@ -1,4 +1,8 @@
-"""Request dependencies: the engine, the model registry, the config and the metrics on app.state."""
+"""Request dependencies: the engine, the model registry, the config and the metrics on app.state.
+
+They are `async def` because they only read attributes: FastAPI runs a plain `def` dependency in
+its thread pool, one thread hand-off per dependency per request.
+"""
 
 from __future__ import annotations
 
@@ -12,19 +16,19 @@ from thaw.serving.metrics import ServeMetrics
 from thaw.serving.models import ModelRegistry
 
 
-def _engine(request: Request) -> Engine:
+async def _engine(request: Request) -> Engine:
     return request.app.state.engine
 
 
-def _registry(request: Request) -> ModelRegistry:
+async def _registry(request: Request) -> ModelRegistry:
     return request.app.state.registry
 
 
-def _config(request: Request) -> ServeConfig:
+async def _config(request: Request) -> ServeConfig:
     return request.app.state.config
 
 
-def _metrics(request: Request) -> ServeMetrics:
+async def _metrics(request: Request) -> ServeMetrics:
     return request.app.state.metrics
 
 
