@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Self
 
@@ -12,6 +12,7 @@ import scipy.sparse as sp
 import torch
 
 from thaw.data.dataset import EventArrays, ItemContent, UserContent
+from thaw.models import priors
 from thaw.models.base import FitData
 from thaw.models.tfidf_text import NAME as TFIDF
 from thaw.models.tfidf_text import TfidfTextEncoder
@@ -75,7 +76,10 @@ def create(seed: int = 0, **options: Any) -> ThawRecommender:
 class ThawRecommender:
     """thaw's model: item tower over content (+ id), user tower over history and attributes (+ id).
 
-    Follows the sklearn contract: `__init__` stores settings, `fit` learns and returns self.
+    Vectors are the towers' `[content | ids | bias]`, then with `popularity_prior` one more
+    coordinate: the item's training log-popularity, and the user's prior weight (0 for users with an
+    id part; models/priors.py). Follows the sklearn contract: `__init__` stores settings, `fit`
+    learns and returns self.
     """
 
     name = "thaw"
@@ -153,7 +157,14 @@ class ThawRecommender:
             )
             # Generated feedback (training/feedback.py) can give cold items a learned id part.
             with_ids, self.feedback_ = feedback.apply(model, training, config.train, self.history_)
-            self.item_vectors_ = item_table(model, items, with_ids)
+            table = item_table(model, items, with_ids)  # (n_items, width + 1)
+            self.prior_curves_: dict[str, dict[float, float]] = {}
+            if model_config.popularity_prior:  # new users' popularity prior (models/priors.py)
+                popularity = priors.log_popularity(train)
+                weights = model_config.prior_weights or self._choose_prior(model, table, popularity, training)
+                model_config = dataclasses.replace(model_config, prior_weights=weights)
+                table = torch.cat([table, torch.from_numpy(popularity)[:, None]], dim=1)  # (n_items, width + 2)
+        self.item_vectors_ = table
         self.model_ = model
         self.model_config_ = model_config
         self.user_ids_ = user_ids
@@ -163,6 +174,57 @@ class ThawRecommender:
         self.user_features_ = users
         self._index()
         return self
+
+    def _choose_prior(
+        self, model: TwoTower, table: torch.Tensor, popularity: np.ndarray, training: TrainingData
+    ) -> tuple[float, float]:
+        """(attributes only, with history) prior weights, chosen on training users replayed as new.
+
+        `priors.simulated_new_users` samples them; each is scored without its id, with no history
+        and with its first interactions, against what it went on to like. The metric of every
+        weight is kept in `prior_curves_`.
+        """
+        train = self.config_.train
+        users, revealed, rest = priors.simulated_new_users(
+            training.train, training.validation, training.train_times, seed=train.seed
+        )
+        empty = sp.csr_matrix(revealed.shape, dtype=np.float32)
+        weights = []
+        for name, history, relevant in (("no-history", empty, revealed + rest), ("onboarding", revealed, rest)):
+            chunks = self._id_less_scores(model, table, training.users, users, history, relevant)
+            weight, self.prior_curves_[name] = priors.best_weight(
+                chunks, popularity, k=train.eval_k, metric=train.eval_metric
+            )
+            weights.append(weight)
+        return weights[0], weights[1]
+
+    def _id_less_scores(
+        self, model: TwoTower, table: torch.Tensor, features: EntityFeatures, users: np.ndarray,
+        history: sp.csr_matrix, relevant: sp.csr_matrix,
+    ) -> Iterator[tuple[np.ndarray, sp.csr_matrix, sp.csr_matrix]]:
+        """(scores, history, relevant) of `users` scored as newcomers (no id part), a chunk at a time."""
+        for start in range(0, len(users), priors.CHUNK_USERS):
+            rows = slice(start, start + priors.CHUNK_USERS)
+            chunk = users[rows]
+            with _threads(self.config_.train.threads):
+                vectors = user_table(
+                    model, table, history[rows], features, chunk, chunk, np.zeros(len(chunk), bool),
+                    max_history=self.config_.train.max_eval_history,
+                )
+            yield (vectors @ table.T).numpy(), history[rows], relevant[rows]  # (n, n_items)
+
+    def _with_prior(self, vectors: torch.Tensor, has_id: np.ndarray, history: sp.csr_matrix) -> torch.Tensor:
+        """User vectors (n, width + 1) with the prior coordinate appended when the model has one."""
+        if not self._has_prior:
+            return vectors
+        n_history = np.diff(sp.csr_matrix(history > 0).indptr)
+        column = priors.user_weights(has_id, n_history, self.model_config_.prior_weights)
+        return torch.cat([vectors, torch.from_numpy(column)[:, None]], dim=1)
+
+    @property
+    def _has_prior(self) -> bool:
+        """True when item vectors end in the popularity coordinate (models/priors.py)."""
+        return int(self.item_vectors_.shape[1]) == self.model_.width + 2
 
     def forget_users(self, user_ids: Sequence[str]) -> int:
         """Erase what the fitted model holds of these users (a deletion); returns how many it knew.
@@ -213,6 +275,7 @@ class ThawRecommender:
                 self.model_, self.item_vectors_, history, self.user_features_, users, users,
                 self.warm_users_[users], max_history=self.config_.train.max_eval_history,
             )
+            vectors = self._with_prior(vectors, self.warm_users_[users], history)
             return (vectors @ self.item_vectors_.T).numpy()
 
     # ------------------------------------------------------------------ EmbeddingModel
@@ -228,6 +291,10 @@ class ThawRecommender:
             known = np.flatnonzero(index >= 0)
             if len(known):
                 out[known] += self.model_.item_id_part(torch.from_numpy(index[known]))
+            if self._has_prior:  # training popularity of known items; 0 for new ones
+                prior = torch.zeros(len(item_ids), 1)
+                prior[known, 0] = self.item_vectors_[torch.from_numpy(index[known]), -1]
+                out = torch.cat([out, prior], dim=1)
         return out.numpy().astype(np.float32)
 
     def encode_users(
@@ -251,13 +318,14 @@ class ThawRecommender:
                 self.model_, table, history, features, np.arange(len(user_ids)),
                 np.maximum(index, 0), index >= 0, max_history=self.config_.train.max_eval_history,
             )
+            out = self._with_prior(out, index >= 0, history)
         return out.numpy().astype(np.float32)
 
     @property
     def dim(self) -> int:
         """Length of the vectors `encode_items` / `encode_users` return."""
         self._check_fitted()
-        return self.model_.width + 1
+        return self.model_.width + 1 + int(self._has_prior)
 
     # ------------------------------------------------------------------ features
     def _item_features(self, content: ItemContent) -> EntityFeatures:

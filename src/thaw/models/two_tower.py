@@ -59,6 +59,11 @@ class TwoTowerConfig:
     als_alpha: float = 10.0
     init_scale: float = 10.0  # initial logit scale s (an inverse temperature)
     id_init_std: float = 1e-3  # small: an untrained model stays a content-KNN
+    # New users' popularity prior (models/priors.py): vectors gain a log-popularity coordinate,
+    # weighted (attributes only, with history) for users without an id part; warm users weigh 0.
+    # None: each fit chooses the weights on training users replayed as new ones.
+    popularity_prior: bool = True
+    prior_weights: tuple[float, float] | None = None
     # Data sizes (0 = absent), set by the estimator.
     n_users: int = 0
     n_items: int = 0
@@ -89,6 +94,11 @@ class TwoTowerConfig:
             raise ValueError(f"init_scale must be > 0, got {self.init_scale}")
         if self.id_init_std < 0:
             raise ValueError(f"id_init_std must be >= 0, got {self.id_init_std}")
+        if self.prior_weights is not None:
+            weights = tuple(float(w) for w in self.prior_weights)  # JSON gives a list
+            if len(weights) != 2 or min(weights) < 0:
+                raise ValueError(f"prior_weights must be two weights >= 0, got {self.prior_weights!r}")
+            object.__setattr__(self, "prior_weights", weights)
 
     @property
     def out_dim(self) -> int:
