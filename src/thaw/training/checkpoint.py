@@ -60,6 +60,9 @@ def save(model: ThawRecommender, directory: str | os.PathLike[str]) -> Path:
     tensors["item_vectors"] = model.item_vectors_.detach().clone()
     tensors["warm_users"] = torch.from_numpy(model.warm_users_.astype(np.bool_))
     tensors["warm_items"] = torch.from_numpy(model.warm_items_.astype(np.bool_))
+    sources = getattr(model, "id_sources_", None)  # items with a trained id part (neighbor_ids.py)
+    if sources is not None:
+        tensors["id_sources"] = torch.from_numpy(np.asarray(sources, np.bool_))
     if users.text is not None:
         tensors["users.text"] = torch.from_numpy(users.text)
     if users.numeric is not None:
@@ -115,6 +118,8 @@ def load(directory: str | os.PathLike[str]) -> ThawRecommender:
     recommender.item_ids_ = list(meta["item_ids"])
     recommender.warm_users_ = tensors["warm_users"].numpy().astype(bool)
     recommender.warm_items_ = tensors["warm_items"].numpy().astype(bool)
+    if "id_sources" in tensors:  # what new items borrow id parts from (neighbor_ids.borrowed_part)
+        recommender.id_sources_ = tensors["id_sources"].numpy().astype(bool)
     recommender.item_vectors_ = tensors["item_vectors"]
     recommender.item_attributes_ = _encoder_from_state(meta["item_attributes"])
     recommender.user_attributes_ = _encoder_from_state(meta["user_attributes"])

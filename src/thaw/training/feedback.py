@@ -27,6 +27,7 @@ import scipy.sparse as sp
 import torch
 
 from thaw.models.tower_data import item_table, user_table
+from thaw.training import neighbor_ids
 from thaw.training.validation import evaluate, validation_views
 
 if TYPE_CHECKING:
@@ -141,11 +142,12 @@ def _id_vectors(model: TwoTower, rows: torch.Tensor) -> torch.Tensor:
 
 
 def warm_up(
-    model: TwoTower, data: TrainingData, fed: GeneratedFeedback, config: TrainConfig
+    model: TwoTower, data: TrainingData, fed: GeneratedFeedback, config: TrainConfig, *, keep_rows: bool = False
 ) -> dict[str, Any]:
     """Train the id rows of the fed items on the generated pairs; keep the best validation epoch.
 
-    Changes `model.item_id` in place (only the fed items' rows); returns what happened.
+    The rows start at zero, or where they are with `keep_rows` (borrowed id parts). Changes
+    `model.item_id` in place (only the fed items' rows); returns what happened.
     """
     if model.item_id is None or len(fed) == 0:
         return {"pairs": len(fed), "best_epoch": 0, "reason": "no item ids or no generated pairs"}
@@ -166,6 +168,7 @@ def warm_up(
     views = validation_views(data, include_warm=config.validation == "all", seed=config.seed)
     scored = dataclasses.replace(data, warm_items=data.warm_items | fed_mask)
     original = model.item_id.weight.detach().clone()
+    start = original[index].clone() if keep_rows else torch.zeros_like(delta)  # epoch 0: no feedback
 
     def install(rows: torch.Tensor) -> None:
         with torch.no_grad():
@@ -176,15 +179,15 @@ def warm_up(
             return None
         return float(np.mean(list(evaluate(model, scored, config, views).values())))
 
-    install(torch.zeros_like(delta))
-    best, best_epoch, best_rows = validate(), 0, torch.zeros_like(delta)
+    install(start)
+    best, best_epoch, best_rows = validate(), 0, start
     curve: list[dict[str, Any]] = [{"epoch": 0, "loss": None, "val": best}]
     for epoch in range(1, config.feedback_epochs + 1):
         optimizer.zero_grad(set_to_none=True)
         total = 0.0
         for start in range(0, len(users), USER_CHUNK):
             part = slice(start, start + USER_CHUNK)
-            table = content + _id_vectors(model, delta)
+            table = content + _id_vectors(model, start + delta)
             log_p = torch.log_softmax(vectors[part] @ table.T, dim=1)
             w = weights[part]
             loss = -(w * log_p).sum() / weights.sum()  # confidence-weighted, every pair counts once
@@ -193,13 +196,13 @@ def warm_up(
             loss.backward()
             total += float(loss.detach())
         optimizer.step()
-        install(delta.detach())
+        install(start + delta.detach())
         metric = validate() if epoch % config.eval_every == 0 else None
         curve.append({"epoch": epoch, "loss": total, "val": metric})
         if metric is not None and (best is None or metric > best):
-            best, best_epoch, best_rows = metric, epoch, delta.detach().clone()
+            best, best_epoch, best_rows = metric, epoch, start + delta.detach()
         elif best is None:
-            best_epoch, best_rows = epoch, delta.detach().clone()
+            best_epoch, best_rows = epoch, start + delta.detach()
     install(best_rows)
     kept = model.item_id.weight.detach().clone()
     changed = (kept != original).any(dim=1)
@@ -216,19 +219,25 @@ def warm_up(
 def apply(
     model: TwoTower, data: TrainingData, config: TrainConfig, history: Any
 ) -> tuple[np.ndarray, GeneratedFeedback | None]:
-    """Generate feedback for the cold items and warm them up, when `config.generated_feedback`.
+    """Give cold items an id part after training: borrowed from neighbours, then generated feedback.
 
-    Returns the (n_items,) mask of items that now own a learned id part (the warm items, plus
-    the fed ones when the warm-up was kept) and the generated pairs (None when off); what
-    happened goes to `history.feedback`.
+    With `config.cold_id_neighbors`, every cold item first borrows the id embeddings of its
+    nearest warm items by content (`neighbor_ids.apply`, recorded in `history.cold_ids`). With
+    `config.generated_feedback`, generated feedback warms the cold items up (from there).
+    Returns the (n_items,) mask of items that now own an id part (the warm items, plus the cold
+    ones whose part was kept) and the generated pairs (None when off); what happened goes to
+    `history.feedback`.
     """
+    history.cold_ids = neighbor_ids.apply(model, data, config)
+    borrowed = history.cold_ids is not None and history.cold_ids["weight"] > 0
+    warm = np.ones_like(data.warm_items) if borrowed else data.warm_items
     if not config.generated_feedback:
-        return data.warm_items, None
+        return warm, None
     fed = generate(model, data, config.generated_feedback, config)
-    history.feedback = warm_up(model, data, fed, config)
+    history.feedback = warm_up(model, data, fed, config, keep_rows=borrowed)
     if history.feedback["best_epoch"] == 0:
-        return data.warm_items, fed  # validation preferred the items without it: ids stay off
-    mask = data.warm_items.copy()
+        return warm, fed  # validation preferred the items without it: ids stay as they were
+    mask = warm.copy()
     mask[fed.items] = True
     return mask, fed
 

@@ -23,7 +23,7 @@ import torch
 
 from thaw.models.tower_data import EntityFeatures
 from thaw.models.two_tower import TwoTower
-from thaw.training import adversarial, feedback, losses
+from thaw.training import adversarial, feedback, losses, neighbor_ids
 from thaw.training.batches import Batch, BatchSampler
 from thaw.training.private import PrivateTraining, is_private
 from thaw.training.validation import evaluate, validation_views
@@ -81,6 +81,9 @@ class TrainConfig:
     feedback_epochs: int = 20
     feedback_lr: float = 3e-3
     feedback_l2: float = 0.0
+    # Borrowed id parts (training/neighbor_ids.py): cold items take their nearest warm items' ids.
+    cold_id_neighbors: int = 0  # neighbours by content (0 = off); the weight is chosen on validation
+    cold_id_temperature: float = 0.1  # softmax temperature over the neighbours' cosines
     # Differential privacy (training/private.py): DP-SGD on the user tower, one user = one unit.
     dp_epsilon: float = 0.0  # target epsilon over all epochs (0 = off unless a noise multiplier is set)
     dp_noise_multiplier: float = 0.0  # noise std / clipping norm; overrides dp_epsilon when > 0
@@ -123,6 +126,7 @@ class TrainConfig:
             raise ValueError("dp_delta must be in [0, 1) and dp_max_grad_norm > 0")
         adversarial.check_settings(self)
         feedback.check_settings(self)
+        neighbor_ids.check_settings(self)
 
     @classmethod
     def from_dict(cls, values: dict[str, Any]) -> TrainConfig:
@@ -173,6 +177,7 @@ class History:
     stopped_early: bool = False
     seconds: float = 0.0
     feedback: dict[str, Any] | None = None  # what the generated-feedback warm-up did (feedback.py)
+    cold_ids: dict[str, Any] | None = None  # the borrowed id parts of cold items (neighbor_ids.py)
     world_size: int = 1  # processes that trained it (thaw train --nproc)
     privacy: dict[str, Any] | None = None  # DP-SGD accounting (epsilon, delta, ...) when private
 
