@@ -18,7 +18,7 @@ from thaw.models.tfidf_text import NAME as TFIDF
 from thaw.models.tfidf_text import TfidfTextEncoder
 from thaw.models.tower_data import WHITENING_MIN_ROWS, EntityFeatures, item_table, user_table, whitening
 from thaw.models.two_tower import TwoTower, TwoTowerConfig
-from thaw.training import feedback, loop
+from thaw.training import feedback, loop, neighbor_ids
 from thaw.training.loop import Callback, History, TrainConfig, TrainingData
 
 if TYPE_CHECKING:
@@ -171,6 +171,7 @@ class ThawRecommender:
         self.item_ids_ = item_ids
         self.warm_users_ = training.warm_users
         self.warm_items_ = with_ids  # items with a learned id part
+        self.id_sources_ = training.warm_items  # items whose id part was trained: what new items borrow
         self.user_features_ = users
         self._index()
         return self
@@ -291,6 +292,14 @@ class ThawRecommender:
             known = np.flatnonzero(index >= 0)
             if len(known):
                 out[known] += self.model_.item_id_part(torch.from_numpy(index[known]))
+            new = np.flatnonzero(index < 0)
+            if len(new) and (self.history_.cold_ids or {}).get("weight"):
+                # Borrowed id part (training/neighbor_ids.py): as cold items got at fit time.
+                sources = getattr(self, "id_sources_", self.warm_items_)
+                width = self.model_.width + 1
+                out[new] += neighbor_ids.borrowed_part(
+                    self.model_, out[new], self.item_vectors_[:, :width], sources, self.history_.cold_ids
+                )
             if self._has_prior:  # training popularity of known items; 0 for new ones
                 prior = torch.zeros(len(item_ids), 1)
                 prior[known, 0] = self.item_vectors_[torch.from_numpy(index[known]), -1]
