@@ -22,6 +22,7 @@ import logging
 import pickle
 import sys
 import time
+import tomllib
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -56,19 +57,22 @@ ABLATIONS: dict[str, dict[str, Any]] = {
 }
 
 
-# thaw with its id blocks started at implicit-ALS factors (id_init = "als"): the id width and ALS
-# settings are bench_quality's validated ALS ones for CiteULike; chosen on fold-0 warm validation
-# (Recall@20 0.288 against 0.202 for the default thaw; its best epoch was the first;
-# bench/choose_on_validation.py makes that comparison).
-WARM_VARIANTS: dict[str, dict[str, Any]] = {
-    "thaw-als": {"id_dim": 200, "id_init": "als", "als_regularization": 10.0, "als_alpha": 10.0},
-}
+def thaw_options(dataset: str) -> dict[str, Any]:
+    """thaw's settings for `dataset`: configs/<dataset>.toml when there is one (chosen on fold-0
+    validation, as the baselines' settings are), else the defaults."""
+    path = ROOT / "configs" / f"{dataset}.toml"
+    if not path.exists():
+        return {}
+    values = tomllib.loads(path.read_text())
+    return {**values.get("model", {}), **values.get("train", {})}
 
 
 def _factory(name: str, dataset: str, options: dict[str, Any] | None = None) -> Callable[..., Any]:
-    """thaw with `options`; a baseline with the settings bench_quality chose on fold-0 validation."""
+    """thaw with the dataset's settings and `options`; a baseline with the settings bench_quality
+    chose on fold-0 validation."""
     if name.startswith("thaw"):
-        return lambda seed=0: create_thaw(seed=seed, **(options or {}))
+        merged = thaw_options(dataset) | (options or {})
+        return lambda seed=0: create_thaw(seed=seed, **merged)
     tuned = dict(BASELINE_OPTIONS.get(dataset, {}).get(name, {}))
     return lambda seed=0: create(name, seed=seed, **tuned)
 
@@ -140,8 +144,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not only or "citeulike-cold" in only:
         runs.append(("citeulike-a", ["cold-item"], cold_models))
     if not only or "citeulike-warm" in only:
-        runs.append(("citeulike-a", ["warm"], {n: _factory(n, "citeulike-a") for n in ("thaw", "als", "content-knn", "popularity")}
-                     | {n: _factory("thaw", "citeulike-a", o) for n, o in WARM_VARIANTS.items()}))
+        runs.append(("citeulike-a", ["warm"], {n: _factory(n, "citeulike-a") for n in ("thaw", "als", "content-knn", "popularity")}))
     if not only or "movielens" in only:
         # MovieLens targets are judged on NDCG@20, so thaw early-stops on validation NDCG@20 there.
         ndcg = {"eval_metric": "ndcg"}
@@ -242,17 +245,15 @@ def markdown(sections: list[tuple[str, str, Report, float]], argv: Sequence[str]
         metric, reference, ratio = TARGETS.get((dataset, scenario), ("recall@20", "popularity", 1.0))
         ranking = report.primary
         ref = float(np.mean(report.model(reference).per_fold(ranking, metric)))
-        names = {m.model for m in report.models}
-        for name in ["thaw", *(v for v in WARM_VARIANTS if v in names)]:
-            value = float(np.mean(report.model(name).per_fold(ranking, metric)))
-            test = compare(report, name, reference, ranking, metric)
-            met = value >= ratio * ref and (ratio == 1.0 or test.p_folds < 0.05 or test.p_users < 0.05)
-            label = name if name == "thaw" else f"{name} ({', '.join(f'{k}={v}' for k, v in WARM_VARIANTS[name].items())})"
-            lines.append(
-                f"| {dataset} · {scenario} | {metric} ({ranking}) | {label} {value:.4f} | {reference} {ref:.4f} | "
-                f"{value / ref:.2f}× | ≥ {ratio:.2f}× | {'yes' if met else 'no'} | {_p(test.p_folds)} | "
-                f"{_p(test.p_users)} | {np.mean(thaw_fit_seconds(report, name)):.0f} |"
-            )
+        value = float(np.mean(report.model("thaw").per_fold(ranking, metric)))
+        test = compare(report, "thaw", reference, ranking, metric)
+        met = value >= ratio * ref and (ratio == 1.0 or test.p_folds < 0.05 or test.p_users < 0.05)
+        label = f"thaw (configs/{dataset}.toml)" if thaw_options(dataset) else "thaw"
+        lines.append(
+            f"| {dataset} · {scenario} | {metric} ({ranking}) | {label} {value:.4f} | {reference} {ref:.4f} | "
+            f"{value / ref:.2f}× | ≥ {ratio:.2f}× | {'yes' if met else 'no'} | {_p(test.p_folds)} | "
+            f"{_p(test.p_users)} | {np.mean(thaw_fit_seconds(report)):.0f} |"
+        )
     ablated = [(d, sc, r) for d, sc, r, _ in sections if any(m.model != "thaw" and m.model.startswith("thaw")
                                                           for m in r.models)]
     if ablated:
@@ -264,13 +265,13 @@ def markdown(sections: list[tuple[str, str, Report, float]], argv: Sequence[str]
             base = float(np.mean(report.model("thaw").per_fold(ranking, metric)))
             lines += [f"**{dataset} · {scenario}** ({metric}, `{ranking}` ranking, {report.folds} of {report.n_folds} folds)", "",
                       "| variant | what changes | value | Δ vs thaw | p (users) |", "|---|---|---|---|---|"]
-            lines.append(f"| thaw | (defaults) | {base:.4f} | | |")
+            lines.append(f"| thaw | ({'configs/' + dataset + '.toml' if thaw_options(dataset) else 'defaults'}) | {base:.4f} | | |")
             for m in report.models:
                 if m.model == "thaw" or not m.model.startswith("thaw"):
                     continue
                 value = float(np.mean(m.per_fold(ranking, metric)))
                 test = compare(report, m.model, "thaw", ranking, metric)
-                change = ", ".join(f"{k}={v}" for k, v in (ABLATIONS | WARM_VARIANTS).get(m.model, {}).items())
+                change = ", ".join(f"{k}={v}" for k, v in ABLATIONS.get(m.model, {}).items())
                 lines.append(f"| {m.model} | {change} | {value:.4f} | {value - base:+.4f} | {_p(test.p_users)} |")
             lines.append("")
     lines.append("")
