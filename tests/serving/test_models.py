@@ -228,10 +228,15 @@ def test_a_model_retrained_on_one_worker_is_adopted_by_the_others(make_client, t
     a.post("/admin/train")
     version = _wait(a, "live")["version"]
     deadline = time.monotonic() + 5
-    while b.get("/health").json()["model_version"] != version:
+
+    def live_versions() -> list[dict]:
+        return [v for v in b.get("/admin/models").json() if v["status"] == "live"]
+
+    # The engine swaps the model in, then the registry lists it: wait for both.
+    while b.get("/health").json()["model_version"] != version or [v["version"] for v in live_versions()] != [version]:
         assert time.monotonic() < deadline, "the other worker did not adopt the new model"
         time.sleep(0.02)
-    live = [v for v in b.get("/admin/models").json() if v["status"] == "live"]
+    live = live_versions()
     assert [v["version"] for v in live] == [version] and "another worker" in live[0]["detail"]
     body = b.get("/users/u/recommendations", params={"k": 3}).json()
     assert body["model_version"] == version and {i["source"] for i in body["items"]} == {"model"}
