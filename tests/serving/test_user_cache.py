@@ -106,3 +106,19 @@ def test_cache_is_least_recently_used_and_keyed_per_user() -> None:
     assert cache.get("a", ("k1",)) is not None  # if_absent kept the existing entry
     with pytest.raises(ValueError):
         cache.get("a", ("k1",))[0] = 5.0  # kept vectors are read-only
+
+
+def test_similar_items_ignore_the_bias_and_popularity_prior(served) -> None:
+    """Item queries drop the user-only coordinates: a new item (prior 0) close in content is similar."""
+    engine = served.app.state.engine
+    model = engine.model_state.model
+    anchor = engine.catalogue.row("space-1")
+    vector = engine.model_state.index.vectors(np.array([anchor]))
+    query = model.item_queries(vector)
+    width = model.model_.width
+    assert model.dim == width + 2 and vector[0, width + 1] > 0  # the anchor has a popularity prior
+    np.testing.assert_array_equal(query[0, width:], 0.0)
+    np.testing.assert_array_equal(query[0, :width], vector[0, :width])
+    served.post("/items", json={"id": "space-new", "title": "Star wars in deep space (extended version)"})
+    similar = [i["id"] for i in served.get("/items/space-1/similar", params={"k": 2}).json()["items"]]
+    assert similar[0] == "space-new"

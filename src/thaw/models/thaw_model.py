@@ -330,6 +330,18 @@ class ThawRecommender:
             out = self._with_prior(out, index >= 0, history)
         return out.numpy().astype(np.float32)
 
+    def item_queries(self, vectors: np.ndarray) -> np.ndarray:
+        """Item vectors (n, dim) as queries for the items most similar to them: (n, dim) float32.
+
+        The item bias and the popularity prior are for users (a user vector holds 1 and its prior
+        weight there); left in an item query they would add popular-times-popular to every score
+        and push new items, whose prior is 0, out of "similar". Zeroed, similarity is the towers'.
+        """
+        self._check_fitted()
+        out = np.array(vectors, dtype=np.float32, copy=True)
+        out[:, self.model_.width :] = 0.0  # the bias, then the prior when the model has one
+        return out
+
     @property
     def dim(self) -> int:
         """Length of the vectors `encode_items` / `encode_users` return."""

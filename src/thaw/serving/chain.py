@@ -269,12 +269,19 @@ def similar(engine: Engine, row: int, k: int, *, explain: bool) -> Recommendatio
     anchor = np.array([row])
     sources: list[tuple[str, Callable[[], np.ndarray | None]]] = []
     if state is not None:
-        sources.append(("model", lambda: state.index.vectors(anchor)[0]))
+        sources.append(("model", lambda: _item_query(state, anchor)))
     sources.append(("content", lambda: engine.content_index.vectors(anchor)[0]))
     served = fill(engine, Queries(sources), k, anchor, searches_for(engine, state))
     profile = Profile(None, {}, None, anchor, np.ones(1, np.float32), anchor)
     items = _scored(engine, served, profile, state, explain)
     return RecommendationList(items, uuid.uuid4().hex, state.version if state else "content")
+
+
+def _item_query(state: ModelState, anchor: np.ndarray) -> np.ndarray:
+    """The anchor's model vector as a similar-items query (the model's `item_queries`, if it has one)."""
+    vector = state.index.vectors(anchor)
+    queries = getattr(state.model, "item_queries", None)
+    return (queries(vector) if queries is not None else vector)[0]
 
 
 def _scored(engine: Engine, served: list[Served], profile: Profile, state: ModelState | None, explain: bool) -> list[Scored]:
