@@ -39,18 +39,24 @@ def test_incremental_recount_adds_other_workers_rows_and_equals_a_full_recount(c
         np.testing.assert_allclose(a, b)
 
 
-def test_a_deleted_item_or_user_brings_a_full_recount(client) -> None:
+def test_a_deleted_item_is_zeroed_and_a_deleted_user_brings_a_full_recount(client) -> None:
     engine = client.app.state.engine
     engine.refresh_counts()
     full_at = engine.counters.recounted_at
     engine.counters.refresh()
     assert engine.counters.recounted_at == full_at  # nothing asked for a full one
+    love1 = engine.catalogue.row("love-1")
+    assert engine.catalogue.popularity.view(engine.catalogue.n_rows)[love1] > 0
     assert client.delete("/items/love-1").status_code == 204
+    assert engine.catalogue.popularity.view(engine.catalogue.n_rows)[love1] == 0  # at once, no recount
     engine.counters.refresh()
-    assert engine.counters.recounted_at > full_at
+    zeroed = counts(engine)
+    engine.refresh_counts()
+    for a, b in zip(zeroed, counts(engine), strict=True):
+        np.testing.assert_allclose(a, b)  # what a full recount finds
     full_at = engine.counters.recounted_at
-    assert client.delete("/users/reader").status_code == 204
+    assert client.delete("/users/scifi-fan").status_code == 204
     engine.counters.refresh()
     assert engine.counters.recounted_at > full_at
-    love2 = engine.catalogue.row("love-2")
-    assert engine.catalogue.popularity.view(engine.catalogue.n_rows)[love2] == 0  # only the reader had it
+    space1 = engine.catalogue.row("space-1")
+    assert engine.catalogue.popularity.view(engine.catalogue.n_rows)[space1] == 0  # only the fan had it

@@ -3,9 +3,10 @@
 Local increments make a new event count at once in this worker. Every `stats_refresh_seconds` the
 events and impressions stored since the last recount (by id) are counted and added, which brings in
 what other workers saw at a cost that does not grow with the store. A full recount runs every
-`full_recount_seconds`, and within a second when local increments cannot be trusted (a batch with
-duplicates, a deleted user or item): it also catches rows a concurrent transaction committed
-under an id below one already counted.
+`full_recount_seconds`, and at once when local increments cannot be trusted (a batch with
+duplicates, a deleted user): it also catches rows a concurrent transaction committed under an id
+below one already counted. A deleted item's counts are zeroed (the store deleted its rows too).
+Recounts run on their own thread, apart from the change-log poll.
 """
 
 from __future__ import annotations
@@ -86,6 +87,20 @@ class Counters:
         self.refreshed_at = time.monotonic()
         if full:
             self.recounted_at = self.refreshed_at
+
+    def forget_rows(self, rows: np.ndarray) -> None:
+        """Zero deleted items' counts: the store dropped their events and impressions with them."""
+        rows = np.asarray(rows, np.int64)
+        if self._stored is not None:
+            for values in self._stored:
+                values[rows[rows < len(values)]] = 0.0
+        n = self.catalogue.n_rows
+        rows = rows[rows < n]
+        zeros = np.zeros(len(rows))
+        with self.catalogue.lock:
+            self.catalogue.popularity.set(rows, zeros)
+            self.catalogue.clicks.set(rows, zeros)
+            self.catalogue.impressions.set(rows, zeros)
 
     def _counts(
         self, totals: list[tuple[str, str, int, float]], shown: dict[str, int], n: int

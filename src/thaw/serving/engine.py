@@ -80,6 +80,7 @@ class Engine:
         self._requests = itertools.count()
         self._stop = threading.Event()
         self._worker: threading.Thread | None = None
+        self._counter: threading.Thread | None = None
         self._warmer: threading.Thread | None = None
         self.warmed_users = 0  # stored users whose model vector the last warm-up computed
         self._swap_lock = threading.Lock()
@@ -135,13 +136,17 @@ class Engine:
             self.impressions.start()
         self._worker = threading.Thread(target=self._background, name="thaw-sync", daemon=True)
         self._worker.start()
+        # Recounts (a full one reads every event) run apart, so they never hold up the change log.
+        self._counter = threading.Thread(target=self._recount, name="thaw-counts", daemon=True)
+        self._counter.start()
         self._start_warming()
 
     def stop(self) -> None:
         """Stop background threads and write pending impressions."""
         self._stop.set()
-        if self._worker is not None:
-            self._worker.join(timeout=10)
+        for thread in (self._worker, self._counter):
+            if thread is not None:
+                thread.join(timeout=10)
         if self._warmer is not None:
             self._warmer.join(timeout=10)
         self.impressions.stop()
@@ -158,12 +163,22 @@ class Engine:
                 if now - self.pruned_at > PRUNE_SECONDS:
                     self.pruned_at = now
                     self.store.prune_changes(now_utc() - timedelta(seconds=self.config.change_retention_seconds))
+            except Exception:
+                log.exception("background sync failed")
+
+    def _recount(self) -> None:
+        while not self._stop.is_set():
+            self.counters.dirty.wait(1.0)  # wakes at once when a recount is asked for
+            if self._stop.is_set():
+                break
+            try:
                 if self.counters.due():
                     self.counters.refresh()
                     self.people.refresh_rating_scale()
                     self.generated.refresh()
             except Exception:
-                log.exception("background sync failed")
+                log.exception("background recount failed")
+                self._stop.wait(1.0)
 
     # ------------------------------------------------------------------ model
     @property
@@ -281,7 +296,7 @@ class Engine:
                     self._model_writes.append(("remove", rows, None, []))
         if removed:
             self.generated.forget_items(item_ids)  # the store dropped their generated events too
-            self.counters.dirty.set()  # their stored events and impressions are gone: recount in full
+            self.counters.forget_rows(rows)  # the store deleted their events and impressions
         return len(removed)
 
     def add_items(self, records: list[ItemRecord]) -> WriteResult:
