@@ -420,6 +420,7 @@ class Engine:
                     state.user_vectors.put(profile.user, key, vector, if_absent=True)
             done += len(profiles)
         self.warmed_users = done
+        _settle_garbage()  # the histories and vectors just made are long-lived: no collection rescans them
         log.info("user vectors computed ahead", extra={"users": done, "seconds": round(time.perf_counter() - started, 3)})
         return done
 
