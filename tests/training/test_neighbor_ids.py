@@ -6,13 +6,12 @@ import numpy as np
 import pytest
 import torch
 
-from thaw.data.dataset import ItemContent
 from thaw.evaluation.harness import fit_data
 from thaw.evaluation.splits import make_split
 from thaw.evaluation.synthetic import synthetic_snapshot
 from thaw.models.thaw_model import ThawConfig, ThawRecommender
 from thaw.models.two_tower import TwoTowerConfig
-from thaw.training import checkpoint, neighbor_ids
+from thaw.training import neighbor_ids
 from thaw.training.loop import TrainConfig
 
 SMALL = {"epochs": 2, "batch_users": 16, "n_random_negatives": 16}
@@ -139,25 +138,3 @@ def _training_data(model: ThawRecommender, data):
     train.sort_indices()
     return TrainingData(train=train, items=model._item_features(data.items), users=model._user_features(data.users),
                         warm_users=data.warm_users, warm_items=data.warm_items, validation=data.validation)
-
-
-def test_an_item_added_after_training_is_encoded_as_a_cold_item_was(tmp_path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(neighbor_ids, "WEIGHTS", (1.0,))
-    snapshot = synthetic_snapshot(n_users=60, n_items=80, seed=5)
-    data = fit_data(snapshot, make_split(snapshot, "cold-item", fold=0, n_folds=5, seed=5))
-    config = ThawConfig(
-        model=TwoTowerConfig(hidden=16, attr_dim=4, id_dim=8),
-        train=TrainConfig(epochs=1, batch_users=16, n_random_negatives=16, cold_id_neighbors=3), encoder="hash",
-    )
-    model = ThawRecommender(config).fit(data, user_ids=snapshot.user_ids, item_ids=snapshot.item_ids)
-    cold = np.flatnonzero(~data.warm_items)
-    items = data.items
-    content = ItemContent([items.titles[i] for i in cold], [items.texts[i] for i in cold],
-                          [items.attributes[i] for i in cold],
-                          None if items.text_vectors is None else items.text_vectors[cold])
-    known = model.encode_items(content, [snapshot.item_ids[i] for i in cold])
-    width = model.model_.width + 1
-    for fitted in (model, checkpoint.load(checkpoint.save(model, tmp_path / "ckpt"))):
-        new = fitted.encode_items(content, [f"new-{snapshot.item_ids[i]}" for i in cold])
-        assert np.allclose(new[:, :width], known[:, :width], atol=1e-5)  # same borrowed id part
-        assert np.abs(new[:, model.model_.dim : width - 1]).sum() > 0
