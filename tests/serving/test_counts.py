@@ -2,11 +2,20 @@
 
 from __future__ import annotations
 
+import time
 from datetime import timedelta
 
 import numpy as np
 
 from thaw.data.records import EventRecord, ImpressionRecord, now_utc
+
+
+def quiet(engine) -> None:
+    """Wait for the background thread's first recount; after it, none is due for 30 s unless asked."""
+    deadline = time.monotonic() + 10
+    while engine.counters.recounted_at == 0:
+        assert time.monotonic() < deadline
+        time.sleep(0.01)
 
 
 def counts(engine) -> tuple[np.ndarray, ...]:
@@ -17,6 +26,7 @@ def counts(engine) -> tuple[np.ndarray, ...]:
 
 def test_incremental_recount_adds_other_workers_rows_and_equals_a_full_recount(client, monkeypatch) -> None:
     engine = client.app.state.engine
+    quiet(engine)
     engine.refresh_counts()  # full
     asked: list[tuple[int, int | None]] = []
     event_totals = engine.store.event_totals
@@ -41,6 +51,7 @@ def test_incremental_recount_adds_other_workers_rows_and_equals_a_full_recount(c
 
 def test_a_deleted_item_is_zeroed_and_a_deleted_user_brings_a_full_recount(client) -> None:
     engine = client.app.state.engine
+    quiet(engine)
     engine.refresh_counts()
     full_at = engine.counters.recounted_at
     engine.counters.refresh()

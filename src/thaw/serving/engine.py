@@ -37,10 +37,10 @@ from thaw.serving.exploration import ImpressionLog
 from thaw.serving.generated import GeneratedCandidates
 from thaw.serving.index import VectorIndex
 from thaw.serving.people import NotFoundError, People
-from thaw.serving.queries import model_vectors, queries_for
+from thaw.serving.queries import queries_for, warm_user_vectors
 from thaw.serving.ranking import Profile
 from thaw.serving.sync import ChangeFeed
-from thaw.serving.user_cache import UserVectorCache, key_of
+from thaw.serving.user_cache import UserVectorCache
 
 log = logging.getLogger(__name__)
 
@@ -394,31 +394,11 @@ class Engine:
         self._warmer = threading.Thread(target=self.warm_user_vectors, args=(state,), name="thaw-warm", daemon=True)
         self._warmer.start()
 
-    def warm_user_vectors(self, state: ModelState, batch: int = 256) -> int:
-        """Compute the model vectors of up to `warm_users` stored users in batches; how many.
-
-        Stops early when the model is replaced or the engine stops. A vector a request computed
-        meanwhile is left as it is.
-        """
+    def warm_user_vectors(self, state: ModelState) -> int:
+        """Compute stored users' model vectors ahead (queries.warm_user_vectors); how many."""
         started = time.perf_counter()
         limit = min(self.config.warm_users, self.config.history_cache_users)
-        done = 0
-        users = itertools.islice(self.store.iter_users(), limit)
-        while not self._stop.is_set() and self.model_state is state:
-            profiles = []
-            for record in itertools.islice(users, batch):
-                try:
-                    profiles.append(self.people.profile_of(record.id))
-                except NotFoundError:
-                    continue  # deleted meanwhile
-            if not profiles:
-                break
-            vectors = model_vectors(self, profiles, state)
-            for profile, vector in zip(profiles, vectors, strict=True):
-                key = key_of(profile)
-                if key is not None and profile.user is not None:
-                    state.user_vectors.put(profile.user, key, vector, if_absent=True)
-            done += len(profiles)
+        done = warm_user_vectors(self, state, limit, lambda: self._stop.is_set() or self.model_state is not state)
         self.warmed_users = done
         _settle_garbage()  # the histories and vectors just made are long-lived: no collection rescans them
         log.info("user vectors computed ahead", extra={"users": done, "seconds": round(time.perf_counter() - started, 3)})

@@ -10,8 +10,7 @@ serves stale history, whichever worker wrote the change.
 from __future__ import annotations
 
 import itertools
-import threading
-from collections import OrderedDict, deque
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -24,6 +23,7 @@ from thaw.data.store import Store
 from thaw.serving.catalogue import Catalogue
 from thaw.serving.config import ServeConfig
 from thaw.serving.ranking import Profile
+from thaw.serving.user_cache import KeptPerUser
 
 _TYPE_INDEX = {name: n for n, name in enumerate(EVENT_TYPES)}
 DEFAULT_LOWEST_RATING = 1.0  # new people's ratings run at least from 1 to weights.max_rating (5)
@@ -48,43 +48,6 @@ class History:
     seen: list[str]  # every item the user ever interacted with, sorted
     text: str | None = None  # the text `text_vector` encodes
     text_vector: np.ndarray | None = None  # (1, d)
-
-
-class HistoryCache:
-    """Least-recently-used histories of up to `capacity` users."""
-
-    def __init__(self, capacity: int) -> None:
-        self.capacity = capacity
-        self._entries: OrderedDict[str, History] = OrderedDict()
-        self._lock = threading.Lock()
-        self.hits = 0
-        self.misses = 0
-
-    def get(self, user_id: str, key: tuple[int, int, int]) -> History | None:
-        with self._lock:
-            entry = self._entries.get(user_id)
-            if entry is None or entry.key != key:
-                self.misses += 1
-                return None
-            self._entries.move_to_end(user_id)
-            self.hits += 1
-            return entry
-
-    def put(self, user_id: str, entry: History) -> None:
-        if self.capacity == 0:
-            return
-        with self._lock:
-            self._entries[user_id] = entry
-            self._entries.move_to_end(user_id)
-            while len(self._entries) > self.capacity:
-                self._entries.popitem(last=False)
-
-    def forget(self, user_id: str) -> None:
-        with self._lock:
-            self._entries.pop(user_id, None)
-
-    def __len__(self) -> int:
-        return len(self._entries)
 
 
 def event_weights(types: list[str], values: list[float | None], config: ServeConfig) -> np.ndarray:
@@ -114,7 +77,7 @@ class People:
         self.catalogue = catalogue
         self.config = config
         self.encode_texts = encode_texts
-        self.cache = HistoryCache(config.history_cache_users)
+        self.cache: KeptPerUser[History] = KeptPerUser(config.history_cache_users)
         self.rating_scale: tuple[float, float] = (DEFAULT_LOWEST_RATING, config.weights.max_rating)
 
     def profile_of(self, user_id: str) -> Profile:
@@ -130,7 +93,7 @@ class People:
             history = self._read(key)
         if user.text and (history.text != user.text or history.text_vector is None):
             history = History(key, history.items, history.strengths, history.seen, user.text, self.encode_texts([user.text]))
-        self.cache.put(user_id, history)
+        self.cache.put(user_id, history.key, history)
         rows, live = self.catalogue.rows_of(history.items)
         seen, _ = self.catalogue.rows_of(history.seen)
         return Profile(

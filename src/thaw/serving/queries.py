@@ -6,6 +6,7 @@ catalogue), attributes and text vector. A source without any signal for the pers
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING
 
@@ -13,6 +14,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from thaw.data.dataset import UserContent
+from thaw.serving.people import NotFoundError
 from thaw.serving.ranking import Profile
 from thaw.serving.user_cache import key_of
 
@@ -102,6 +104,30 @@ def model_vectors(engine: Engine, profiles: list[Profile], state: ModelState) ->
     content = UserContent([p.attributes for p in profiles], texts, text_vectors=text_vectors)
     users = [p.user or "" for p in profiles]
     return np.asarray(state.model.encode_users(content, users, history, matrix), np.float32)
+
+
+def warm_user_vectors(engine: Engine, state: ModelState, limit: int, stop: Callable[[], bool], batch: int = 256) -> int:
+    """Keep the model vectors of up to `limit` stored users, `batch` at a time, until `stop()`; how many.
+
+    A vector a request computed meanwhile is left as it is.
+    """
+    done = 0
+    users = itertools.islice(engine.store.iter_users(), limit)
+    while not stop():
+        profiles = []
+        for record in itertools.islice(users, batch):
+            try:
+                profiles.append(engine.people.profile_of(record.id))
+            except NotFoundError:
+                continue  # deleted meanwhile
+        if not profiles:
+            break
+        for profile, vector in zip(profiles, model_vectors(engine, profiles, state), strict=True):
+            key = key_of(profile)
+            if key is not None and profile.user is not None:
+                state.user_vectors.put(profile.user, key, vector, if_absent=True)
+        done += len(profiles)
+    return done
 
 
 def content_vector(engine: Engine, profile: Profile) -> np.ndarray | None:

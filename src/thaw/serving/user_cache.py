@@ -17,13 +17,14 @@ from __future__ import annotations
 import json
 import threading
 from collections import OrderedDict
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 import numpy as np
 
 from thaw.serving.ranking import Profile
 
 Key = tuple[Any, ...]
+T = TypeVar("T")
 
 
 def key_of(profile: Profile) -> Key | None:
@@ -34,18 +35,19 @@ def key_of(profile: Profile) -> Key | None:
     return (profile.version, profile.rows.tobytes(), profile.strengths.tobytes(), attributes, profile.text)
 
 
-class UserVectorCache:
-    """Least-recently-used model vectors of up to `capacity` stored users, one entry per user."""
+class KeptPerUser(Generic[T]):
+    """Least-recently-used values of up to `capacity` users, one per user, each kept under the key
+    it was made from: a lookup with any other key is a miss."""
 
     def __init__(self, capacity: int) -> None:
         self.capacity = capacity
-        self._entries: OrderedDict[str, tuple[Key, np.ndarray]] = OrderedDict()
+        self._entries: OrderedDict[str, tuple[Key, T]] = OrderedDict()
         self._lock = threading.Lock()
         self.hits = 0
         self.misses = 0
 
-    def get(self, user: str, key: Key) -> np.ndarray | None:
-        """The kept vector of `user` if it was computed from exactly `key`."""
+    def get(self, user: str, key: Key) -> T | None:
+        """The kept value of `user` if it was made from exactly `key`."""
         with self._lock:
             entry = self._entries.get(user)
             if entry is None or entry[0] != key:
@@ -55,15 +57,14 @@ class UserVectorCache:
             self.hits += 1
             return entry[1]
 
-    def put(self, user: str, key: Key, vector: np.ndarray, *, if_absent: bool = False) -> None:
-        """Keep `vector` (read-only from here on); `if_absent` leaves an existing entry alone."""
+    def put(self, user: str, key: Key, value: T, *, if_absent: bool = False) -> None:
+        """Keep `value` made from `key`; `if_absent` leaves an existing entry alone."""
         if self.capacity == 0:
             return
-        vector.setflags(write=False)
         with self._lock:
             if if_absent and user in self._entries:
                 return
-            self._entries[user] = (key, vector)
+            self._entries[user] = (key, value)
             self._entries.move_to_end(user)
             while len(self._entries) > self.capacity:
                 self._entries.popitem(last=False)
@@ -78,3 +79,11 @@ class UserVectorCache:
 
     def __len__(self) -> int:
         return len(self._entries)
+
+
+class UserVectorCache(KeptPerUser[np.ndarray]):
+    """Stored users' model vectors (read-only once kept)."""
+
+    def put(self, user: str, key: Key, value: np.ndarray, *, if_absent: bool = False) -> None:
+        value.setflags(write=False)
+        super().put(user, key, value, if_absent=if_absent)
