@@ -12,22 +12,21 @@ workers write reach this one through the store's change log (sync.py).
 
 from __future__ import annotations
 
-import gc
 import itertools
 import logging
 import threading
 import time
 from dataclasses import dataclass, field
-from datetime import timedelta
 from typing import Any
 
 import numpy as np
 
 from thaw.data.dataset import ItemContent
-from thaw.data.records import EventRecord, ItemRecord, WriteResult, now_utc
+from thaw.data.records import EventRecord, ItemRecord, WriteResult
 from thaw.data.store import Store
 from thaw.models.base import EmbeddingModel
 from thaw.serving.adaptive import index_from_matrix
+from thaw.serving.background import Background
 from thaw.serving.catalogue import Catalogue, fingerprint
 from thaw.serving.chain import RecommendationList, recommend, similar
 from thaw.serving.config import ServeConfig
@@ -37,7 +36,7 @@ from thaw.serving.exploration import ImpressionLog
 from thaw.serving.generated import GeneratedCandidates
 from thaw.serving.index import VectorIndex
 from thaw.serving.people import NotFoundError, People
-from thaw.serving.queries import queries_for, warm_user_vectors
+from thaw.serving.queries import queries_for
 from thaw.serving.ranking import Profile
 from thaw.serving.sync import ChangeFeed
 from thaw.serving.user_cache import UserVectorCache
@@ -46,7 +45,6 @@ log = logging.getLogger(__name__)
 
 SOURCES = ("model", "content", "popularity", "exploration")
 LOAD_BATCH = 5000
-PRUNE_SECONDS = 60.0
 __all__ = ["Engine", "ModelState", "NotFoundError", "RecommendationList", "SOURCES"]
 
 
@@ -78,18 +76,13 @@ class Engine:
         self.generated = GeneratedCandidates(store, config.exploration)
         self.feed = ChangeFeed(store, self.reconcile_items)
         self._requests = itertools.count()
-        self._stop = threading.Event()
-        self._worker: threading.Thread | None = None
-        self._counter: threading.Thread | None = None
-        self._warmer: threading.Thread | None = None
-        self.warmed_users = 0  # stored users whose model vector the last warm-up computed
+        self.background = Background(self)
         self._swap_lock = threading.Lock()
         # Item writes of this worker and replays of others' are applied one at a time, each reading
         # the store and updating the indexes as one step: a replay that read an item just before a
         # local delete can then not put it back.
         self._item_writes = threading.RLock()
         self._model_writes: list[tuple[str, np.ndarray, ItemContent | None, list[str]]] | None = None
-        self.resynced_at = self.pruned_at = time.monotonic()
 
     def _index_of(self, matrix: np.ndarray, alive: np.ndarray) -> VectorIndex:
         config = self.config
@@ -130,55 +123,15 @@ class Engine:
         )
 
     def start(self) -> None:
-        """Start the impression writer and the background sync (change log, counters)."""
-        _settle_garbage()
+        """Start the impression writer and the background threads (background.py)."""
         if self.config.log_impressions:
             self.impressions.start()
-        self._worker = threading.Thread(target=self._background, name="thaw-sync", daemon=True)
-        self._worker.start()
-        # Recounts (a full one reads every event) run apart, so they never hold up the change log.
-        self._counter = threading.Thread(target=self._recount, name="thaw-counts", daemon=True)
-        self._counter.start()
-        self._start_warming()
+        self.background.start()
 
     def stop(self) -> None:
         """Stop background threads and write pending impressions."""
-        self._stop.set()
-        for thread in (self._worker, self._counter):
-            if thread is not None:
-                thread.join(timeout=10)
-        if self._warmer is not None:
-            self._warmer.join(timeout=10)
+        self.background.stop()
         self.impressions.stop()
-
-    def _background(self) -> None:
-        while not self._stop.wait(min(self.config.sync_seconds, 1.0)):
-            try:
-                now = time.monotonic()
-                if now - self.feed.polled_at >= self.config.sync_seconds:
-                    self.feed.poll()
-                if now - self.resynced_at > self.config.resync_seconds:
-                    self.resynced_at = now
-                    self.sync_catalogue()
-                if now - self.pruned_at > PRUNE_SECONDS:
-                    self.pruned_at = now
-                    self.store.prune_changes(now_utc() - timedelta(seconds=self.config.change_retention_seconds))
-            except Exception:
-                log.exception("background sync failed")
-
-    def _recount(self) -> None:
-        while not self._stop.is_set():
-            self.counters.dirty.wait(1.0)  # wakes at once when a recount is asked for
-            if self._stop.is_set():
-                break
-            try:
-                if self.counters.due():
-                    self.counters.refresh()
-                    self.people.refresh_rating_scale()
-                    self.generated.refresh()
-            except Exception:
-                log.exception("background recount failed")
-                self._stop.wait(1.0)
 
     # ------------------------------------------------------------------ model
     @property
@@ -213,9 +166,7 @@ class Engine:
                     self.model_state = ModelState(version, model, index, dict(metrics), cache)
             finally:
                 self._model_writes = None
-        if self._worker is not None:
-            _settle_garbage()  # a swap while serving: the old model goes, the new one is frozen
-            self._start_warming()
+        self.background.model_swapped()
         log.info("model swapped in", extra={"version": version, "items": len(index)})
 
     def _encode_catalogue(self, model: EmbeddingModel, live: list[Any], n_rows: int) -> VectorIndex:
@@ -385,24 +336,12 @@ class Engine:
     @property
     def warming_up(self) -> bool:
         """Whether stored users' model vectors are being computed ahead right now."""
-        return self._warmer is not None and self._warmer.is_alive()
+        return self.background.warming_up
 
-    def _start_warming(self) -> None:
-        state = self.model_state
-        if state is None or self.config.warm_users == 0 or self.config.history_cache_users == 0:
-            return
-        self._warmer = threading.Thread(target=self.warm_user_vectors, args=(state,), name="thaw-warm", daemon=True)
-        self._warmer.start()
-
-    def warm_user_vectors(self, state: ModelState) -> int:
-        """Compute stored users' model vectors ahead (queries.warm_user_vectors); how many."""
-        started = time.perf_counter()
-        limit = min(self.config.warm_users, self.config.history_cache_users)
-        done = warm_user_vectors(self, state, limit, lambda: self._stop.is_set() or self.model_state is not state)
-        self.warmed_users = done
-        _settle_garbage()  # the histories and vectors just made are long-lived: no collection rescans them
-        log.info("user vectors computed ahead", extra={"users": done, "seconds": round(time.perf_counter() - started, 3)})
-        return done
+    @property
+    def warmed_users(self) -> int:
+        """Stored users whose model vector the last warm-up computed."""
+        return self.background.warmed_users
 
     # ------------------------------------------------------------------ recommendations
     def recommend(self, profile: Profile, k: int, *, exclude_seen: bool = True, explain: bool = False) -> RecommendationList:
@@ -427,17 +366,6 @@ class Engine:
     def counts_refreshed_at(self) -> float:
         """When popularity and exposure were last recounted from the store (time.monotonic)."""
         return self.counters.refreshed_at
-
-
-def _settle_garbage() -> None:
-    """Collect once, then exempt every object alive now (catalogue, model, encoder) from collection.
-
-    A full collection over the half a million objects a loaded server holds took 250 ms (CiteULike
-    with its model), often enough to set the p99 latency; frozen objects are no longer scanned.
-    """
-    gc.unfreeze()
-    gc.collect()
-    gc.freeze()
 
 
 def _prints(records: list[ItemRecord]) -> list[str]:
