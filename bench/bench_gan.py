@@ -99,7 +99,7 @@ class FeedbackOnTop:
         import copy
         import dataclasses
 
-        from thaw.models.thaw_model import pair_times
+        from thaw.models.thaw_features import pair_times
         from thaw.models.tower_data import item_table
         from thaw.training import feedback
         from thaw.training.loop import TrainingData

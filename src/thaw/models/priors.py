@@ -16,11 +16,19 @@ their first k interactions by time), and `best_weight` picks each weight on them
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
+from typing import TYPE_CHECKING
 
 import numpy as np
 import scipy.sparse as sp
+import torch
 
+from thaw.models.thaw_features import torch_threads
+from thaw.models.tower_data import EntityFeatures, user_table
 from thaw.training.validation import ranking_metric  # the metric early stopping uses
+
+if TYPE_CHECKING:
+    from thaw.models.two_tower import TwoTower
+    from thaw.training.loop import TrainConfig, TrainingData
 
 WEIGHT_GRID: tuple[float, ...] = (0.0, 0.25, 0.5, 1.0, 2.0, 3.0, 4.0, 6.0, 8.0)
 """Candidate prior weights, smallest first (a tie keeps the smaller weight)."""
@@ -110,3 +118,39 @@ def best_weight(
     curve = {float(w): float(t / max(n_users, 1)) for w, t in zip(grid, totals)}
     best = max(curve, key=lambda w: (curve[w], -w))
     return best, curve
+
+
+def choose_weights(
+    model: TwoTower, table: torch.Tensor, popularity: np.ndarray, training: TrainingData, train: TrainConfig
+) -> tuple[tuple[float, float], dict[str, dict[float, float]]]:
+    """(attributes only, with history) weights, chosen on training users replayed as new, and their curves.
+
+    `simulated_new_users` samples them; each is scored without its id, with no history and with
+    its first interactions, against what it went on to like (`table`: item vectors without the
+    prior coordinate).
+    """
+    users, revealed, rest = simulated_new_users(training.train, training.validation, training.train_times, seed=train.seed)
+    empty = sp.csr_matrix(revealed.shape, dtype=np.float32)
+    weights: list[float] = []
+    curves: dict[str, dict[float, float]] = {}
+    for name, history, relevant in (("no-history", empty, revealed + rest), ("onboarding", revealed, rest)):
+        chunks = _id_less_scores(model, table, training.users, users, history, relevant, train)
+        weight, curves[name] = best_weight(chunks, popularity, k=train.eval_k, metric=train.eval_metric)
+        weights.append(weight)
+    return (weights[0], weights[1]), curves
+
+
+def _id_less_scores(
+    model: TwoTower, table: torch.Tensor, features: EntityFeatures, users: np.ndarray,
+    history: sp.csr_matrix, relevant: sp.csr_matrix, train: TrainConfig,
+) -> Iterator[tuple[np.ndarray, sp.csr_matrix, sp.csr_matrix]]:
+    """(scores, history, relevant) of `users` scored as newcomers (no id part), a chunk at a time."""
+    for start in range(0, len(users), CHUNK_USERS):
+        rows = slice(start, start + CHUNK_USERS)
+        chunk = users[rows]
+        with torch_threads(train.threads):
+            vectors = user_table(
+                model, table, history[rows], features, chunk, chunk, np.zeros(len(chunk), bool),
+                max_history=train.max_eval_history,
+            )
+        yield (vectors @ table.T).numpy(), history[rows], relevant[rows]  # (n, n_items)

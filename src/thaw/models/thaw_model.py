@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Self
 
@@ -11,11 +11,20 @@ import numpy as np
 import scipy.sparse as sp
 import torch
 
-from thaw.data.dataset import EventArrays, ItemContent, UserContent
+from thaw.data.dataset import ItemContent, UserContent
 from thaw.models import priors
 from thaw.models.base import FitData
 from thaw.models.tfidf_text import NAME as TFIDF
 from thaw.models.tfidf_text import TfidfTextEncoder
+from thaw.models.thaw_features import (
+    als_factors,
+    fit_attributes,
+    normalized,
+    pair_times,
+    torch_threads,
+    transform_attributes,
+    width,
+)
 from thaw.models.tower_data import WHITENING_MIN_ROWS, EntityFeatures, item_table, user_table, whitening
 from thaw.models.two_tower import TwoTower, TwoTowerConfig
 from thaw.training import feedback, loop, neighbor_ids
@@ -117,8 +126,8 @@ class ThawRecommender:
             self.text_encoder_ = TfidfTextEncoder(seed=config.train.seed).fit(
                 data.items.documents(), np.flatnonzero(data.warm_items)
             )
-        self.item_attributes_ = _fit_attributes(data.items.attributes, data.warm_items)
-        self.user_attributes_ = _fit_attributes(data.users.attributes, data.warm_users)
+        self.item_attributes_ = fit_attributes(data.items.attributes, data.warm_items)
+        self.user_attributes_ = fit_attributes(data.users.attributes, data.warm_users)
         items = self._item_features(data.items)
         users = self._user_features(data.users)
         model_config = dataclasses.replace(
@@ -127,9 +136,9 @@ class ThawRecommender:
             n_items=data.n_items,
             text_dim=0 if items.text is None else items.text.shape[1],
             user_text_dim=0 if users.text is None else users.text.shape[1],
-            n_item_categories=_width(items.categorical),
+            n_item_categories=width(items.categorical),
             n_item_numeric=0 if items.numeric is None else items.numeric.shape[1],
-            n_user_categories=_width(users.categorical),
+            n_user_categories=width(users.categorical),
             n_user_numeric=0 if users.numeric is None else users.numeric.shape[1],
         )
         model = TwoTower(model_config)
@@ -138,7 +147,7 @@ class ThawRecommender:
         if enough and model_config.text_whitening > 0:
             model.set_text_whitening(*whitening(items.text[data.warm_items], model_config.text_whitening))
         if model_config.id_init == "als":
-            model.set_id_factors(*_als_factors(data, model_config, config.train))
+            model.set_id_factors(*als_factors(data, model_config, config.train))
         train = data.train.tocsr().astype(np.float32)
         train.sort_indices()
         training = TrainingData(
@@ -151,7 +160,7 @@ class ThawRecommender:
             validation_items=data.validation_items,
             train_times=None if data.train_events is None else pair_times(train, data.train_events),
         )
-        with _threads(config.train.threads):
+        with torch_threads(config.train.threads):
             self.history_: History = loop.train(
                 model, training, config.train, callback=callback, parallel=parallel
             )
@@ -161,7 +170,10 @@ class ThawRecommender:
             self.prior_curves_: dict[str, dict[float, float]] = {}
             if model_config.popularity_prior:  # new users' popularity prior (models/priors.py)
                 popularity = priors.log_popularity(train)
-                weights = model_config.prior_weights or self._choose_prior(model, table, popularity, training)
+                if model_config.prior_weights:
+                    weights = model_config.prior_weights
+                else:
+                    weights, self.prior_curves_ = priors.choose_weights(model, table, popularity, training, config.train)
                 model_config = dataclasses.replace(model_config, prior_weights=weights)
                 table = torch.cat([table, torch.from_numpy(popularity)[:, None]], dim=1)  # (n_items, width + 2)
         self.item_vectors_ = table
@@ -175,44 +187,6 @@ class ThawRecommender:
         self.user_features_ = users
         self._index()
         return self
-
-    def _choose_prior(
-        self, model: TwoTower, table: torch.Tensor, popularity: np.ndarray, training: TrainingData
-    ) -> tuple[float, float]:
-        """(attributes only, with history) prior weights, chosen on training users replayed as new.
-
-        `priors.simulated_new_users` samples them; each is scored without its id, with no history
-        and with its first interactions, against what it went on to like. The metric of every
-        weight is kept in `prior_curves_`.
-        """
-        train = self.config_.train
-        users, revealed, rest = priors.simulated_new_users(
-            training.train, training.validation, training.train_times, seed=train.seed
-        )
-        empty = sp.csr_matrix(revealed.shape, dtype=np.float32)
-        weights = []
-        for name, history, relevant in (("no-history", empty, revealed + rest), ("onboarding", revealed, rest)):
-            chunks = self._id_less_scores(model, table, training.users, users, history, relevant)
-            weight, self.prior_curves_[name] = priors.best_weight(
-                chunks, popularity, k=train.eval_k, metric=train.eval_metric
-            )
-            weights.append(weight)
-        return weights[0], weights[1]
-
-    def _id_less_scores(
-        self, model: TwoTower, table: torch.Tensor, features: EntityFeatures, users: np.ndarray,
-        history: sp.csr_matrix, relevant: sp.csr_matrix,
-    ) -> Iterator[tuple[np.ndarray, sp.csr_matrix, sp.csr_matrix]]:
-        """(scores, history, relevant) of `users` scored as newcomers (no id part), a chunk at a time."""
-        for start in range(0, len(users), priors.CHUNK_USERS):
-            rows = slice(start, start + priors.CHUNK_USERS)
-            chunk = users[rows]
-            with _threads(self.config_.train.threads):
-                vectors = user_table(
-                    model, table, history[rows], features, chunk, chunk, np.zeros(len(chunk), bool),
-                    max_history=self.config_.train.max_eval_history,
-                )
-            yield (vectors @ table.T).numpy(), history[rows], relevant[rows]  # (n, n_items)
 
     def _with_prior(self, vectors: torch.Tensor, has_id: np.ndarray, history: sp.csr_matrix) -> torch.Tensor:
         """User vectors (n, width + 1) with the prior coordinate appended when the model has one."""
@@ -271,7 +245,7 @@ class ThawRecommender:
         history = sp.csr_matrix(history, dtype=np.float32)
         if history.shape != (len(users), len(self.item_ids_)):
             raise ValueError(f"history must be (len(users), {len(self.item_ids_)}), got {history.shape}")
-        with _threads(self.config_.train.threads):
+        with torch_threads(self.config_.train.threads):
             vectors = user_table(
                 self.model_, self.item_vectors_, history, self.user_features_, users, users,
                 self.warm_users_[users], max_history=self.config_.train.max_eval_history,
@@ -287,7 +261,7 @@ class ThawRecommender:
             raise ValueError(f"{len(item_ids)} item ids for {len(content)} items")
         features = self._item_features(content)
         index = np.array([self.item_index_.get(t, -1) for t in item_ids], dtype=np.int64)
-        with _threads(self.config_.train.threads), torch.no_grad():
+        with torch_threads(self.config_.train.threads), torch.no_grad():
             out = item_table(self.model_, features, np.zeros(len(item_ids), bool))
             known = np.flatnonzero(index >= 0)
             if len(known):
@@ -322,7 +296,7 @@ class ThawRecommender:
         features = self._user_features(content)
         index = np.array([self.user_index_.get(u, -1) for u in user_ids], dtype=np.int64)
         table = torch.from_numpy(np.asarray(item_vectors, dtype=np.float32))
-        with _threads(self.config_.train.threads):
+        with torch_threads(self.config_.train.threads):
             out = user_table(
                 self.model_, table, history, features, np.arange(len(user_ids)),
                 np.maximum(index, 0), index >= 0, max_history=self.config_.train.max_eval_history,
@@ -355,8 +329,8 @@ class ThawRecommender:
             text = self.text_encoder_.encode(content.documents())
         elif text is None and self.config_.encoder:
             text = self._encoder().encode(content.documents())
-        cat, num = _transform_attributes(self.item_attributes_, content.attributes)
-        return EntityFeatures(_normalized(text), cat, num)
+        cat, num = transform_attributes(self.item_attributes_, content.attributes)
+        return EntityFeatures(normalized(text), cat, num)
 
     def _user_features(self, content: UserContent) -> EntityFeatures:
         text = content.text_vectors if self.text_encoder_ is None else None
@@ -369,8 +343,8 @@ class ThawRecommender:
             text = encoded
         if text is not None and fitted_dim is not None and not wants_text:
             text = None
-        cat, num = _transform_attributes(self.user_attributes_, content.attributes)
-        return EntityFeatures(_normalized(text), cat, num)
+        cat, num = transform_attributes(self.user_attributes_, content.attributes)
+        return EntityFeatures(normalized(text), cat, num)
 
     def _encoder(self) -> Any:
         if self.text_encoder_ is not None:
@@ -384,77 +358,3 @@ class ThawRecommender:
     def _check_fitted(self) -> None:
         if not hasattr(self, "model_"):
             raise RuntimeError("ThawRecommender is not fitted: call fit() or checkpoint.load() first")
-
-
-def pair_times(train: sp.csr_matrix, events: EventArrays) -> np.ndarray:
-    """(nnz,) the first event time of each (user, item) entry of `train` (sorted indices); 0 if none."""
-    if len(events) == 0:
-        return np.zeros(train.nnz, np.int64)
-    n_items = train.shape[1]
-    keys = events.user.astype(np.int64) * n_items + events.item.astype(np.int64)
-    order = np.lexsort((events.time, keys))
-    keys, times = keys[order], events.time[order]
-    first = np.r_[True, keys[1:] != keys[:-1]]  # the earliest event of each pair
-    keys, times = keys[first], times[first]
-    rows = np.repeat(np.arange(train.shape[0], dtype=np.int64), np.diff(train.indptr))
-    wanted = rows * n_items + train.indices.astype(np.int64)
-    at = np.minimum(np.searchsorted(keys, wanted), len(keys) - 1)
-    return np.where(keys[at] == wanted, times[at], 0).astype(np.int64)
-
-
-def _als_factors(data: FitData, model: TwoTowerConfig, train: TrainConfig) -> tuple[np.ndarray, np.ndarray]:
-    """Implicit-ALS user and item factors of the training matrix (cold rows zero), id_dim wide."""
-    from thaw.models.als import ALSRecommender
-
-    als = ALSRecommender(
-        seed=train.seed, n_factors=model.id_dim, regularization=model.als_regularization,
-        alpha=model.als_alpha, n_threads=train.threads,
-    ).fit(data)
-    return np.asarray(als.model_.user_factors), np.asarray(als.model_.item_factors)
-
-
-def _fit_attributes(attributes: list[dict[str, Any]], rows: np.ndarray) -> Any:
-    """An attribute encoder fitted on the training rows, or None when there are no attributes."""
-    if not any(attributes):
-        return None
-    from thaw.encoders.features import AttributeEncoder
-
-    return AttributeEncoder().fit(attributes, rows=np.flatnonzero(rows))
-
-
-def _transform_attributes(
-    encoder: Any, attributes: list[dict[str, Any]]
-) -> tuple[sp.csr_matrix | None, np.ndarray | None]:
-    if encoder is None:
-        return None, None
-    features = encoder.transform(attributes)
-    cat = features.categorical if features.categorical is not None and features.categorical.shape[1] else None
-    num = features.numeric if features.numeric is not None and features.numeric.shape[1] else None
-    return (None if cat is None else sp.csr_matrix(cat, dtype=np.float32),
-            None if num is None else np.asarray(num, dtype=np.float32))
-
-
-def _normalized(text: np.ndarray | None) -> np.ndarray | None:
-    if text is None:
-        return None
-    text = np.asarray(text, dtype=np.float32)
-    norms = np.linalg.norm(text, axis=1, keepdims=True)
-    return np.ascontiguousarray(text / np.maximum(norms, 1e-12), dtype=np.float32)
-
-
-def _width(matrix: sp.csr_matrix | None) -> int:
-    return 0 if matrix is None else matrix.shape[1]
-
-
-class _threads:
-    """Run torch with `n` intra-op threads, restoring the previous count afterwards."""
-
-    def __init__(self, n: int) -> None:
-        self.n = n
-
-    def __enter__(self) -> None:
-        self.previous = torch.get_num_threads()
-        torch.set_num_threads(self.n)
-
-    def __exit__(self, *exc: object) -> None:
-        torch.set_num_threads(self.previous)
