@@ -92,27 +92,44 @@ def _wait_warm(port: int, deadline: float) -> None:
         time.sleep(0.05 if not warming else 0.5)
 
 
-def cpu_seconds(pid: int) -> float:
-    """User + system CPU time of a process and its live children (uvicorn's workers) so far (Linux /proc)."""
+def _cmdline(pid: int) -> bytes:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes()
+    except FileNotFoundError:
+        return b""
+
+
+def process_cpu(pid: int) -> dict[int, float]:
+    """User + system CPU seconds so far of a process and of each live child (its workers) (Linux /proc)."""
     ticks = os.sysconf("SC_CLK_TCK")
-    total = 0.0
     children = Path(f"/proc/{pid}/task/{pid}/children")
     pids = [pid] + [int(c) for c in children.read_text().split()] if children.exists() else [pid]
+    pids = [p for p in pids if b"resource_tracker" not in _cmdline(p)]  # multiprocessing's, not a worker
+    seconds = {}
     for p in pids:
         try:
             fields = Path(f"/proc/{p}/stat").read_text().rsplit(")", 1)[1].split()
         except FileNotFoundError:
             continue
-        total += sum(int(fields[i]) for i in (11, 12)) / ticks
-    return total
+        seconds[p] = sum(int(fields[i]) for i in (11, 12)) / ticks
+    return seconds
 
 
-def load(url: str, scenario: str, ids: list[str], connections: int, duration: int, tool: str, tmp: Path, pid: int | None = None) -> dict:
-    """Run one scenario from a separate process; returns counts, latency percentiles, server CPU."""
-    cpu_before = cpu_seconds(pid) if pid else 0.0
+def load(
+    url: str, scenario: str, ids: list[str], connections: int, duration: int, tool: str, tmp: Path,
+    pid: int | None = None, rate: float | None = None,
+) -> dict:
+    """Run one scenario from a separate process; returns counts, latency percentiles, server CPU.
+
+    Closed loop (each connection sends its next request when the last is answered), or with `rate`
+    paced at that many requests/s over all connections (wrk only).
+    """
+    cpu_before = process_cpu(pid) if pid else {}
     load_before = os.getloadavg()[0]
+    if rate and tool != "wrk":
+        raise ValueError("paced runs need wrk")
     if tool == "wrk":
-        script = write_script(tmp / f"{scenario}.lua", scenario, ids)
+        script = write_script(tmp / f"{scenario}.lua", scenario, ids, rate=rate)
         command = ["wrk", "-t1", f"-c{connections}", f"-d{duration}s", "--timeout", "5s", "-s", str(script), url]
     else:
         ids_file = tmp / "ids.json"
@@ -122,8 +139,13 @@ def load(url: str, scenario: str, ids: list[str], connections: int, duration: in
     output = subprocess.run(command, check=True, capture_output=True, text=True).stdout
     result = parse_result(output)
     seconds = result["duration_us"] / 1e6
-    cpu = (cpu_seconds(pid) - cpu_before) if pid else float("nan")
+    cpu_after = process_cpu(pid) if pid else {}
+    per_process = [cpu_after[p] - cpu_before.get(p, 0.0) for p in sorted(cpu_after)]
+    cpu = sum(per_process) if pid else float("nan")
     return {
+        "paced_rps": rate,
+        # the workers; with more than one, the first process is their supervisor
+        "worker_cpu_shares": [round(c / seconds, 2) for c in (per_process[1:] or per_process)],
         "server_cpu_ms_per_request": round(cpu * 1000 / max(result["requests"], 1), 3),
         "server_cpu_share": round(cpu / seconds, 3),
         "load_average_1min": round((load_before + os.getloadavg()[0]) / 2, 2),
@@ -193,19 +215,23 @@ def run_workers(args: argparse.Namespace, workers: int, titles: dict[str, str], 
     try:
         health = httpx.get(url + "/health").json()
         results: dict[str, dict] = {}
+        paced: dict[str, dict] = {}
         with tempfile.TemporaryDirectory() as tmp:
             for scenario in SCENARIOS:
                 ids = users if scenario == "known" else sorted(titles)
                 load(url, scenario, ids, args.connections, 3, tool, Path(tmp))  # warm-up
                 results[scenario] = load(url, scenario, ids, args.connections, args.duration, tool, Path(tmp), server.pid)
                 print(workers, scenario, results[scenario], flush=True)
+                if args.rate and tool == "wrk":
+                    paced[scenario] = load(url, scenario, ids, args.connections, args.duration, tool, Path(tmp), server.pid, args.rate)
+                    print(workers, scenario, f"paced at {args.rate:g}/s", paced[scenario], flush=True)
         fresh = freshness(url, titles, args.freshness_trials, seed=0)
         print(workers, "freshness", fresh, flush=True)
     finally:
         server.terminate()
         server.wait(30)
     return {"workers": workers, "server_startup_s": round(startup, 1), "items": health["items"],
-            "model_version": health["model_version"], "scenarios": results, "freshness": fresh}
+            "model_version": health["model_version"], "scenarios": results, "paced": paced, "freshness": fresh}
 
 
 def cross_worker(args: argparse.Namespace, titles: dict[str, str], trials: int, seed: int = 1) -> dict:
@@ -334,6 +360,8 @@ def main() -> None:
     parser.add_argument("--workers", default="1,2", help="worker counts to run, comma-separated")
     parser.add_argument("--connections", type=int, default=4)
     parser.add_argument("--duration", type=int, default=20)
+    parser.add_argument("--rate", type=float, default=300,
+                        help="also run each scenario paced at this many requests/s (wrk; 0 skips)")
     parser.add_argument("--explore-share", type=float, default=0.1)
     parser.add_argument("--ann-threshold", type=int, default=0, help="serve with this ann_threshold (default: the setting's)")
     parser.add_argument("--freshness-trials", type=int, default=30)
@@ -366,6 +394,7 @@ def main() -> None:
         "command": "make bench-serve  (python bench/bench_serve.py " + " ".join(sys.argv[1:]) + ")",
         "dataset": "citeulike-a",
         "connections": args.connections,
+        "paced_rps": args.rate if tool == "wrk" else None,
         "duration_s": args.duration,
         "explore_share": args.explore_share,
         "ann_threshold": args.ann_threshold or None,

@@ -12,6 +12,40 @@ SCENARIOS = {
 }
 
 
+def _shares(result: dict) -> str:
+    """Each worker's share of a core, e.g. 0.82 : 0.79 (unbalanced connections show here)."""
+    return " : ".join(f"{share:.2f}" for share in result.get("worker_cpu_shares", [])) or "-"
+
+
+def _paced(run: dict) -> str:
+    """The table of the runs paced at a fixed rate, or nothing."""
+    paced = run.get("paced") or {}
+    if not paced:
+        return ""
+    rate = next(iter(paced.values()))["paced_rps"]
+    rows = "\n".join(
+        f"| {SCENARIOS[name]} | {r['throughput_rps']:.0f} | {r['p50_ms']:.1f} | {r['p90_ms']:.1f} | {r['p99_ms']:.1f} | "
+        f"{r['max_ms']:.1f} | {r['requests']} | {r['errors'] + r['non_2xx']} | {r['server_cpu_ms_per_request']:.2f} | "
+        f"{_shares(r)} | {r['load_average_1min']:.1f} |"
+        for name, r in paced.items()
+    )
+    return f"""
+Paced at {rate:g} requests/s (the throughput target), the same connections:
+
+| scenario | req/s | p50 ms | p90 ms | p99 ms | max ms | requests | errors | server CPU ms/request | per worker | load avg |
+|---|---|---|---|---|---|---|---|---|---|---|
+{rows}
+"""
+
+
+def _paced_note(report: dict) -> str:
+    rate = report.get("paced_rps")
+    if not rate:
+        return ""
+    return (f", then paced at {rate:g} requests/s: each request is sent at its slot of one schedule over all"
+            " connections (open loop while the server keeps up; wrk times it from when it is sent)")
+
+
 def write_doc(path: Path, report: dict) -> None:
     """The generated part of docs/benchmarks/serving.md (a hand-written reading follows it)."""
     sections = []
@@ -19,16 +53,18 @@ def write_doc(path: Path, report: dict) -> None:
         rows = "\n".join(
             f"| {SCENARIOS[name]} | {r['throughput_rps']:.0f} | {r['p50_ms']:.1f} | {r['p90_ms']:.1f} | "
             f"{r['p99_ms']:.1f} | {r['requests']} | {r['errors'] + r['non_2xx']} | {r['server_cpu_ms_per_request']:.2f} | "
-            f"{r['server_cpu_share']:.2f} | {r['load_average_1min']:.1f} |"
+            f"{r['server_cpu_share']:.2f} | {_shares(r)} | {r['load_average_1min']:.1f} |"
             for name, r in run["scenarios"].items()
         )
         fresh = run["freshness"]
         sections.append(f"""### {run['workers']} worker(s)
 
-| scenario | req/s | p50 ms | p90 ms | p99 ms | requests | errors | server CPU ms/request | server CPU share | load avg |
-|---|---|---|---|---|---|---|---|---|---|
-{rows}
+Closed loop (as fast as the server answers):
 
+| scenario | req/s | p50 ms | p90 ms | p99 ms | requests | errors | server CPU ms/request | server CPU share | per worker | load avg |
+|---|---|---|---|---|---|---|---|---|---|---|
+{rows}
+{_paced(run)}
 Freshness ({fresh['trials']} trials): POST /items took p50 {fresh['post_items_p50_ms']} ms (max
 {fresh['post_items_max_ms']} ms); the item was in the user's list of 100 in {fresh['appeared']} of
 {fresh['trials']} trials, p50 {fresh['freshness_p50_ms']} ms (max {fresh['freshness_max_ms']} ms) after the POST
@@ -76,8 +112,8 @@ Command: `{report['command']}`
 
 CiteULike ({first['items']:,} items), model `{first['model_version']}`, `thaw serve` on a
 {report['cores']}-core machine shared with the load generator (`{report['load_generator']}`,
-{report['connections']} connections, closed loop, {report['duration_s']} s per scenario after a 3 s warm-up,
-loopback). Exploration share {report['explore_share']}, impressions logged. Freshness: a new user buys an
+{report['connections']} connections, {report['duration_s']} s per scenario after a 3 s warm-up, loopback): closed
+loop{_paced_note(report)}. Exploration share {report['explore_share']}, impressions logged. Freshness: a new user buys an
 existing item; a new item whose title is that item's title plus " (extended version)" is posted;
 we then ask for the user's list of 100 (every item a request may ask for).
 

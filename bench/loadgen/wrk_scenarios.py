@@ -27,12 +27,37 @@ headers["Content-Type"] = "application/json"
 """
 
 
+# Paced (open-loop) sending: every request reserves the next slot of one schedule at `rate`
+# requests/s over all connections, and waits for it (wrk's delay() hook, whole milliseconds; the
+# schedule is absolute, so rounding does not drift). A run that falls behind sends at once until it
+# has caught up. wrk times a request from when it is sent.
+_PACED = r"""
+local ffi = require("ffi")
+ffi.cdef[[ typedef struct { long tv_sec; long tv_nsec; } thaw_timespec; int clock_gettime(int clk, thaw_timespec *tp); ]]
+local clock = ffi.new("thaw_timespec")
+local function now_ms()
+  ffi.C.clock_gettime(1, clock)  -- CLOCK_MONOTONIC
+  return tonumber(clock.tv_sec) * 1000 + tonumber(clock.tv_nsec) / 1e6
+end
+local interval_ms = 1000 / {rate}
+local next_ms = nil
+delay = function()
+  local now = now_ms()
+  next_ms = (next_ms or now) + interval_ms
+  if next_ms <= now then return 0 end
+  return next_ms - now
+end
+"""
+
+
 def _lua_list(values: list[str]) -> str:
     return "{" + ",".join(json.dumps(v) for v in values) + "}"
 
 
-def write_script(path: Path, scenario: str, ids: list[str], *, k: int = 10, key: str | None = None, seed: int = 1) -> Path:
-    """Write the wrk script of `scenario` (known, new or similar) to `path`."""
+def write_script(
+    path: Path, scenario: str, ids: list[str], *, k: int = 10, key: str | None = None, seed: int = 1, rate: float | None = None
+) -> Path:
+    """Write the wrk script of `scenario` (known, new or similar) to `path`; `rate`: paced at that many requests/s."""
     auth = f'headers["Authorization"] = "Bearer {key}"' if key else ""
     head = f"local ids = {_lua_list(ids)}\nlocal n = #ids\nmath.randomseed({seed})\n" + _HEADERS.replace("{auth}", auth)
     if scenario == "known":
@@ -60,7 +85,8 @@ end
 """
     else:
         raise ValueError(f"unknown scenario {scenario!r}")
-    path.write_text(head + body + _DONE, encoding="utf-8")
+    paced = _PACED.replace("{rate}", repr(float(rate))) if rate else ""
+    path.write_text(head + body + paced + _DONE, encoding="utf-8")
     return path
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 from pathlib import Path
@@ -16,7 +17,7 @@ SETTINGS_ENV = "THAW_SERVE_SETTINGS"  # hands the CLI's settings to worker proce
 
 
 def app_from_environment() -> Any:
-    """The app built from $THAW_SERVE_SETTINGS (uvicorn's factory for --workers > 1)."""
+    """The app built from $THAW_SERVE_SETTINGS (what each worker of --workers > 1 serves)."""
     from thaw.serving.app import create_app
     from thaw.serving.config import load_serve_config
 
@@ -80,12 +81,18 @@ def serve(
             "[yellow]warning:[/] no API keys configured: the API is OPEN to anyone who can reach "
             f"{cfg.host}:{cfg.port}. Set THAW_READ_KEYS, THAW_WRITE_KEYS, THAW_ADMIN_KEYS to require keys."
         )
-    common = {"host": cfg.host, "port": cfg.port, "log_config": None, "access_log": False}
     if cfg.workers > 1:
+        # One process accepts and hands connections to the workers in turn (serving/balancer.py).
+        from thaw.serving.balancer import serve_balanced
+
         os.environ[SETTINGS_ENV] = json.dumps({**overrides, "config_file": str(config) if config else None})
-        uvicorn.run("thaw.cli.serve:app_from_environment", factory=True, workers=cfg.workers, **common)
+        setup = functools.partial(configure_logging, log_level, json_lines=log_format == "json")
+        serve_balanced(
+            "thaw.cli.serve:app_from_environment", cfg.workers, cfg.host, cfg.port,
+            setup=setup, log_config=None, access_log=False,
+        )
     else:
-        uvicorn.run(create_app(cfg), **common)
+        uvicorn.run(create_app(cfg), host=cfg.host, port=cfg.port, log_config=None, access_log=False)
 
 
 def _set_threads(n: int) -> None:

@@ -202,6 +202,7 @@ class HealthOut(BaseModel):
     warming_up: bool = Field(
         False, description="stored users' model vectors are still being computed ahead (answers are right, slower)"
     )
+    worker: int = Field(description="process id of the worker that answered (--workers N runs N of them)")
 
 
 class ModelVersionOut(BaseModel):

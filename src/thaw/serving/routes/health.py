@@ -1,6 +1,7 @@
 """Operations endpoints: health and Prometheus metrics (both open: no key needed)."""
 
 
+import os
 import time
 
 from fastapi import APIRouter, Response
@@ -24,6 +25,7 @@ def router(config: ServeConfig) -> APIRouter:
             auth="keys" if cfg.auth_enabled else "open",
             uptime_seconds=round(time.monotonic() - started, 3),
             warming_up=engine.warming_up,
+            worker=os.getpid(),
         )
 
     @api.get(
