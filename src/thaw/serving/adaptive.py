@@ -161,6 +161,22 @@ class AdaptiveIndex:
     ) -> tuple[np.ndarray, np.ndarray]:
         return self._inner.search(queries, k, exclude)
 
+    @property
+    def generation(self) -> int:
+        """The exact index's write count (kept_ranks.py); -1 once on HNSW, whose lists are not kept."""
+        inner = self._inner
+        return inner.generation if isinstance(inner, ExactIndex) else -1
+
+    def changed_since(self, generation: int) -> np.ndarray | None:
+        inner = self._inner
+        return inner.changed_since(generation) if isinstance(inner, ExactIndex) else None
+
+    def row_scores(self, rows: np.ndarray, query: np.ndarray) -> np.ndarray:
+        inner = self._inner
+        if isinstance(inner, ExactIndex):
+            return inner.row_scores(rows, query)
+        return np.asarray(inner.vectors(rows) @ np.asarray(query, np.float32), np.float32)
+
     def scores(self, query: np.ndarray) -> np.ndarray:
         return self._inner.scores(query)
 

@@ -19,11 +19,13 @@ from thaw.data.records import ImpressionRecord, now_utc
 from thaw.serving.adaptive import is_exact
 from thaw.serving.exploration import explore_positions, n_explore_slots, thompson_pick
 from thaw.serving.index import VectorIndex, padded_scores, top_k
+from thaw.serving.kept_ranks import KeptRanks, RanksKeeper, brought_up_to_date
 from thaw.serving.queries import Queries, queries_for
 from thaw.serving.ranking import Profile, Scored, explain_rows
 
 if TYPE_CHECKING:
     from thaw.serving.engine import Engine, ModelState
+    from thaw.serving.user_cache import KeptPerUser
 
 Served = tuple[int, float, str, Any]
 """(catalogue row, score, source, extra): extra is the ExplorationPick of an explored row."""
@@ -40,6 +42,8 @@ class RecommendationList:
 EXACT_POOL_ROWS = 4096  # below this many low-exposure rows, the pool is scored exactly over them
 EXCLUDE_LIMIT = 4096  # above this many rows to leave out, the index is over-fetched and filtered
 EXCLUDE_RANKED = 256  # above this many rows to skip (seen items), a graph search excludes them itself
+KEPT_SLACK = 16  # a user's kept list: the rows a request fetches, and a few more (the floor's row is not exact)
+SIMILAR_KEPT_ROWS = 64  # an item's similar items kept between requests (a user's list keeps what a request fetches)
 
 
 class SourceSearch:
@@ -50,19 +54,24 @@ class SourceSearch:
     an HNSW index searched once, for `prefetch` rows (the chain's and the pool's together).
     """
 
-    def __init__(self, index: VectorIndex, vector: np.ndarray, n_rows: int, prefetch: int = 0) -> None:
+    def __init__(
+        self, index: VectorIndex, vector: np.ndarray, n_rows: int, prefetch: int = 0, keeper: RanksKeeper | None = None
+    ) -> None:
         self.index = index
         self.vector = np.asarray(vector, np.float32)
         self.n_rows = n_rows
         self.prefetch = prefetch
         self.exact = is_exact(index)
+        self.keeper = keeper if self.exact else None  # where this query's ranked list is kept (kept_ranks.py)
         self._scores: np.ndarray | None = None
+        self._generation = -1  # the index generation `_scores` were computed at
         self._ranked: tuple[np.ndarray, np.ndarray] | None = None
         self._complete = False  # `_ranked` holds every row there is
 
     def scores(self) -> np.ndarray:
         """Scores against every catalogue row, computed once: (n_rows,) float32."""
         if self._scores is None:
+            self._generation = getattr(self.index, "generation", -1)  # before the scan: later writes get rescored
             self._scores = padded_scores(self.index, self.vector, self.n_rows)
         return self._scores
 
@@ -70,15 +79,37 @@ class SourceSearch:
         """At least the m best rows (fewer when there are fewer) and their scores, best first."""
         if self._ranked is None or (len(self._ranked[0]) < m and not self._complete):
             if self.exact:
-                want = max(m, self.prefetch, 512)  # the partial sort costs the same for a few hundred
-                self._ranked = top_k(self.scores(), want)
+                if not self._from_kept(m):
+                    want = max(m, self.prefetch, 512)  # the partial sort costs the same for a few hundred
+                    self._ranked = top_k(self.scores(), want)
+                    self._complete = len(self._ranked[0]) < want
+                    if self.keeper is not None and self._generation >= 0:
+                        self.keeper.put(KeptRanks.from_scan(self._generation, *self._ranked, self._complete))
             else:
                 want = max(m, self.prefetch)
                 rows, scores = self.index.search(self.vector[None], want)
                 found = rows[0] >= 0
                 self._ranked = (rows[0][found], scores[0][found])
-            self._complete = len(self._ranked[0]) < want
+                self._complete = len(self._ranked[0]) < want
         return self._ranked
+
+    def _from_kept(self, m: int) -> bool:
+        """Take the ranked list kept from an earlier request, brought up to date, if it has m exact rows."""
+        if self.keeper is None or self._scores is not None:
+            return False
+        kept = self.keeper.get()
+        current = None if kept is None else brought_up_to_date(kept, self.index, self.vector)
+        if current is None:
+            return False
+        rows, scores = current.exact()
+        inside = rows < self.n_rows  # rows added since this request began wait for the next one, as in a scan
+        rows, scores = rows[inside], scores[inside]
+        if len(rows) < m and not current.complete:
+            return False
+        if current is not kept:
+            self.keeper.put(current)
+        self._ranked, self._complete = (rows, scores), current.complete
+        return True
 
     def top(self, k: int, taken: set[int]) -> tuple[np.ndarray, np.ndarray]:
         """The k best rows not in `taken`, best first (ties by lower row)."""
@@ -132,16 +163,24 @@ class SourceSearch:
 
 
 def searches_for(
-    engine: Engine, state: ModelState | None, prefetch: int = 0
+    engine: Engine, state: ModelState | None, prefetch: int = 0, kept: tuple[KeptPerUser[KeptRanks], str, int] | None = None
 ) -> Callable[[str, np.ndarray], SourceSearch]:
-    """A factory of SourceSearch per (source, vector) for one request, each made once."""
+    """A factory of SourceSearch per (source, vector) for one request, each made once.
+
+    `kept` (store, name, rows): the model source's ranked list is kept there under `name`, at most
+    `rows` long (a stored user's, or an item's similar items).
+    """
     made: dict[str, SourceSearch] = {}
     n_rows = engine.catalogue.n_rows
 
     def search(source: str, vector: np.ndarray) -> SourceSearch:
         if source not in made:
             index = state.index if source == "model" and state is not None else engine.content_index
-            made[source] = SourceSearch(index, vector, n_rows, prefetch)
+            keeper = None
+            if kept is not None and source == "model":
+                store, name, rows = kept
+                keeper = RanksKeeper(store, name, source, vector, rows)
+            made[source] = SourceSearch(index, vector, n_rows, prefetch, keeper)
         return made[source]
 
     return search
@@ -245,15 +284,22 @@ def explore(
     return out
 
 
+def default_prefetch(engine: Engine, k: int, n_excluded: int) -> int:
+    """Rows a request fetches from its first source: the list, the rows it skips, the exploration pool."""
+    exploring = engine.config.exploration
+    return k + n_excluded + (exploring.pool + 64 if exploring.share > 0 else 0)
+
+
 def recommend(engine: Engine, profile: Profile, k: int, *, exclude_seen: bool, explain: bool) -> RecommendationList:
     """The top k for a profile through the fallback chain, with exploration slots; impressions logged."""
     exclude = profile.seen if exclude_seen else np.empty(0, np.int64)
     state = engine.model_state
     queries = queries_for(engine, profile, state)
-    exploring = engine.config.exploration
     # One search serves the chain and the exploration pool: fetch for both at once.
-    prefetch = k + len(exclude) + (exploring.pool + 64 if exploring.share > 0 else 0)
-    search = searches_for(engine, state, prefetch)
+    prefetch = default_prefetch(engine, k, len(exclude))
+    stored = state is not None and profile.user is not None and profile.version is not None
+    kept = (state.user_ranks, profile.user, prefetch + KEPT_SLACK) if stored else None  # type: ignore[union-attr]
+    search = searches_for(engine, state, prefetch, kept)
     rng = np.random.default_rng([engine.config.exploration.seed, next(engine._requests)])
     served = fill(engine, queries, k, exclude, search)
     served = explore(engine, served, queries, k, exclude, search, rng, profile.user)
@@ -271,7 +317,8 @@ def similar(engine: Engine, row: int, k: int, *, explain: bool) -> Recommendatio
     if state is not None:
         sources.append(("model", lambda: _item_query(state, anchor)))
     sources.append(("content", lambda: engine.content_index.vectors(anchor)[0]))
-    served = fill(engine, Queries(sources), k, anchor, searches_for(engine, state))
+    kept = (state.item_ranks, str(row), SIMILAR_KEPT_ROWS) if state is not None else None
+    served = fill(engine, Queries(sources), k, anchor, searches_for(engine, state, kept=kept))
     profile = Profile(None, {}, None, anchor, np.ones(1, np.float32), anchor)
     items = _scored(engine, served, profile, state, explain)
     return RecommendationList(items, uuid.uuid4().hex, state.version if state else "content")

@@ -39,7 +39,8 @@ from thaw.serving.people import NotFoundError, People
 from thaw.serving.queries import queries_for
 from thaw.serving.ranking import Profile
 from thaw.serving.sync import ChangeFeed
-from thaw.serving.user_cache import UserVectorCache
+from thaw.serving.kept_ranks import KeptRanks
+from thaw.serving.user_cache import KeptPerUser, UserVectorCache
 
 log = logging.getLogger(__name__)
 
@@ -57,6 +58,8 @@ class ModelState:
     index: VectorIndex
     metrics: dict[str, float] = field(default_factory=dict)
     user_vectors: UserVectorCache = field(default_factory=lambda: UserVectorCache(0))  # stored users' vectors
+    user_ranks: KeptPerUser[KeptRanks] = field(default_factory=lambda: KeptPerUser(0))  # their ranked lists
+    item_ranks: KeptPerUser[KeptRanks] = field(default_factory=lambda: KeptPerUser(0))  # items' similar items
 
 
 class Engine:
@@ -162,8 +165,10 @@ class Engine:
                             index.add(rows, np.asarray(model.encode_items(content, ids), np.float32))
                         else:
                             index.remove(rows)
-                    cache = UserVectorCache(self.config.history_cache_users)
-                    self.model_state = ModelState(version, model, index, dict(metrics), cache)
+                    kept = self.config.history_cache_users
+                    self.model_state = ModelState(
+                        version, model, index, dict(metrics), UserVectorCache(kept), KeptPerUser(kept), KeptPerUser(kept)
+                    )
             finally:
                 self._model_writes = None
         self.background.model_swapped()

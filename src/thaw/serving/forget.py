@@ -33,6 +33,7 @@ def forget_user(engine: Engine, user_id: str, audience: Audience | None = None) 
     state = engine.model_state
     if state is not None:
         state.user_vectors.forget(user_id)
+        state.user_ranks.forget(user_id)  # the list ranked for their vector
     forget = getattr(state.model, "forget_users", None) if state is not None else None
     if forget is not None:
         forget([user_id])

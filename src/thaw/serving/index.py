@@ -8,6 +8,7 @@ past that point or flip a row's `alive` flag.
 from __future__ import annotations
 
 import threading
+from collections import deque
 from typing import Protocol, runtime_checkable
 
 import faiss
@@ -51,8 +52,15 @@ class VectorIndex(Protocol):
         ...
 
 
+CHANGE_LOG = 4096  # writes whose rows an exact index remembers (kept_ranks.py brings lists up to date with them)
+
+
 class ExactIndex:
-    """Brute-force dot product in NumPy: exact, and fast enough for ~10^5 items on one core."""
+    """Brute-force dot product in NumPy: exact, and fast enough for ~10^5 items on one core.
+
+    Every write bumps `generation` and logs its rows, so a ranked list computed at one generation
+    can be brought up to date by rescoring only the rows written since (`changed_since`).
+    """
 
     def __init__(self, dim: int, *, capacity: int = 1024) -> None:
         if dim < 1:
@@ -62,6 +70,8 @@ class ExactIndex:
         self._alive = np.zeros(max(capacity, 1), bool)
         self._n_rows = 0  # one past the highest row ever added
         self._lock = threading.Lock()
+        self.generation = 0  # writes so far
+        self._changes: deque[tuple[int, np.ndarray]] = deque(maxlen=CHANGE_LOG)  # (generation, rows written)
 
     def add(self, rows: np.ndarray, vectors: np.ndarray) -> None:
         rows = np.asarray(rows, np.int64)
@@ -88,12 +98,39 @@ class ExactIndex:
                 self._matrix[rows] = vectors
                 self._alive[rows] = True
             self._n_rows = max(self._n_rows, needed)
+            self._note(rows)
 
     def remove(self, rows: np.ndarray) -> None:
         with self._lock:
             rows = np.asarray(rows, np.int64)
             rows = rows[(rows >= 0) & (rows < self._n_rows)]
             self._alive[rows] = False
+            self._note(rows)
+
+    def _note(self, rows: np.ndarray) -> None:
+        """Log a write (the caller holds the lock)."""
+        self.generation += 1
+        self._changes.append((self.generation, np.array(rows, np.int64)))
+
+    def changed_since(self, generation: int) -> np.ndarray | None:
+        """Rows written after `generation` (unsorted, maybe repeated); None when the log no longer reaches back."""
+        with self._lock:
+            if generation >= self.generation:
+                return np.empty(0, np.int64)
+            if not self._changes or self._changes[0][0] > generation + 1:
+                return None
+            return np.concatenate([rows for at, rows in self._changes if at > generation])
+
+    def row_scores(self, rows: np.ndarray, query: np.ndarray) -> np.ndarray:
+        """Scores of one query against `rows`: (n,) float32, -inf for removed rows and rows never added."""
+        matrix, alive, n = self._matrix, self._alive, self._n_rows
+        rows = np.asarray(rows, np.int64)
+        out = np.full(len(rows), -np.inf, np.float32)
+        inside = (rows >= 0) & (rows < n)
+        inside[inside] = alive[rows[inside]]
+        if inside.any():
+            out[inside] = matrix[rows[inside]] @ np.asarray(query, np.float32)
+        return out
 
     def scores(self, query: np.ndarray) -> np.ndarray:
         matrix, alive, n = self._matrix, self._alive, self._n_rows

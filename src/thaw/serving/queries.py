@@ -126,8 +126,22 @@ def warm_user_vectors(engine: Engine, state: ModelState, limit: int, stop: Calla
             key = key_of(profile)
             if key is not None and profile.user is not None:
                 state.user_vectors.put(profile.user, key, vector, if_absent=True)
+                rank_ahead(engine, state, profile, state.user_vectors.get(profile.user, key))
         done += len(profiles)
     return done
+
+
+def rank_ahead(engine: Engine, state: ModelState, profile: Profile, vector: np.ndarray | None) -> None:
+    """Keep the ranked list a default request of this stored user will read (kept_ranks.py)."""
+    if vector is None or profile.user is None:
+        return
+    from thaw.serving.chain import KEPT_SLACK, default_prefetch, searches_for
+
+    prefetch = default_prefetch(engine, engine.config.default_k, len(profile.seen))
+    kept = (state.user_ranks, profile.user, prefetch + KEPT_SLACK)
+    search = searches_for(engine, state, prefetch, kept)("model", vector)
+    if search.keeper is not None and search.keeper.get() is None:
+        search.ranked(prefetch)
 
 
 def content_vector(engine: Engine, profile: Profile) -> np.ndarray | None:
