@@ -87,6 +87,22 @@ def test_a_search_takes_the_kept_list_only_for_the_same_vector_and_enough_rows()
     assert moved._scores is not None  # another vector: a scan
 
 
+def test_the_exploration_pool_read_down_a_kept_list_equals_the_pool_of_a_full_scan() -> None:
+    rng = np.random.default_rng(2)
+    index = _index(rng, 3000)
+    query = rng.standard_normal(8).astype(np.float32)
+    store: KeptPerUser[KeptRanks] = KeptPerUser(10)
+    SourceSearch(index, query, 3000, 300, RanksKeeper(store, "u", "model", query, 512)).ranked(300)
+    low = np.ones(3000, bool)
+    low[top_k(index.scores(query), 250)[0]] = False  # the 250 most relevant rows are over-exposed
+    alive = np.ones(3000, bool)
+    blocked = {int(r) for r in rng.choice(3000, 30, replace=False)}
+    kept = SourceSearch(index, query, 3000, 300, RanksKeeper(store, "u", "model", query, 512))
+    pool = kept.pool(low, alive, 200, blocked)
+    assert kept._scores is None  # read from the kept list, no scan
+    np.testing.assert_array_equal(pool, SourceSearch(index, query, 3000, 300).pool(low, alive, 200, blocked))
+
+
 def _ids(response) -> list[str]:
     assert response.status_code == 200, response.text
     return [item["id"] for item in response.json()["items"]]

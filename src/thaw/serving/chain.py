@@ -42,8 +42,15 @@ class RecommendationList:
 EXACT_POOL_ROWS = 4096  # below this many low-exposure rows, the pool is scored exactly over them
 EXCLUDE_LIMIT = 4096  # above this many rows to leave out, the index is over-fetched and filtered
 EXCLUDE_RANKED = 256  # above this many rows to skip (seen items), a graph search excludes them itself
-KEPT_SLACK = 16  # a user's kept list: the rows a request fetches, and a few more (the floor's row is not exact)
-SIMILAR_KEPT_ROWS = 64  # an item's similar items kept between requests (a user's list keeps what a request fetches)
+SIMILAR_KEPT_ROWS = 64  # an item's similar items kept between requests
+KEPT_ROWS = 512  # a user's kept list: at least this many rows, or what a request fetches and a few more
+
+
+def kept_rows(prefetch: int) -> int:
+    """How many rows of a user's list to keep: enough for the chain and, usually, the exploration pool
+    (its low-exposure rows are read down the list; the floor's own row is not exact)."""
+    return max(prefetch + 16, KEPT_ROWS)
+
 
 
 class SourceSearch:
@@ -132,7 +139,7 @@ class SourceSearch:
         m = size + len(blocked) + 64
         ranked = self.ranked(m)[0]
         everything = self._complete and len(ranked) <= m  # no other row exists
-        rows = ranked[:m]
+        rows = ranked if self.exact else ranked[:m]  # an exact list is a prefix of the scan: all of it may serve
         rows = rows[rows < len(low)]  # rows added since `low` was read wait for the next request
         rows = rows[low[rows] & _outside(rows, blocked)]
         if len(rows) >= size or everything:
@@ -298,7 +305,7 @@ def recommend(engine: Engine, profile: Profile, k: int, *, exclude_seen: bool, e
     # One search serves the chain and the exploration pool: fetch for both at once.
     prefetch = default_prefetch(engine, k, len(exclude))
     stored = state is not None and profile.user is not None and profile.version is not None
-    kept = (state.user_ranks, profile.user, prefetch + KEPT_SLACK) if stored else None  # type: ignore[union-attr]
+    kept = (state.user_ranks, profile.user, kept_rows(prefetch)) if stored else None  # type: ignore[union-attr]
     search = searches_for(engine, state, prefetch, kept)
     rng = np.random.default_rng([engine.config.exploration.seed, next(engine._requests)])
     served = fill(engine, queries, k, exclude, search)

@@ -135,10 +135,10 @@ def rank_ahead(engine: Engine, state: ModelState, profile: Profile, vector: np.n
     """Keep the ranked list a default request of this stored user will read (kept_ranks.py)."""
     if vector is None or profile.user is None:
         return
-    from thaw.serving.chain import KEPT_SLACK, default_prefetch, searches_for
+    from thaw.serving.chain import default_prefetch, kept_rows, searches_for
 
     prefetch = default_prefetch(engine, engine.config.default_k, len(profile.seen))
-    kept = (state.user_ranks, profile.user, prefetch + KEPT_SLACK)
+    kept = (state.user_ranks, profile.user, kept_rows(prefetch))
     search = searches_for(engine, state, prefetch, kept)("model", vector)
     if search.keeper is not None and search.keeper.get() is None:
         search.ranked(prefetch)
