@@ -227,17 +227,23 @@ TARGETS: dict[tuple[str, str], tuple[str, str, float]] = {
 def markdown(sections: list[tuple[str, str, Report, float]], argv: Sequence[str]) -> str:
     """docs/benchmarks/model.md: the command, targets, ablations, then every report in full."""
     command = "HF_HUB_OFFLINE=1 THAW_DATA=../shared/data .venv/bin/python bench/bench_model.py " + " ".join(argv)
+    judged = [(d, sc) for d, sc, r, _ in sections
+              if {"thaw", TARGETS.get((d, sc), ("", "popularity", 1.0))[1]} <= {m.model for m in r.models}]
+    title = "thaw against the baselines" if judged else "thaw's parts, switched off one at a time"
     lines = [
-        "# Model quality: thaw against the baselines", "",
+        f"# Model quality: {title}", "",
         f"Made by `{command.strip()}`.", "",
         "Cross-validation with the evaluation harness (same folds for every model; see each report); thaw",
         "early-stops on each fold's validation pairs only. p = paired t-test over the fold means and",
         "Wilcoxon signed-rank test over users (both two-sided). See docs/methods.md for the model.", "",
-        "## Targets", "",
-        "| dataset · scenario | metric (ranking) | thaw | reference | ratio | target | met | p (folds) | p (users) "
-        "| thaw fit s/fold |",
-        "|---|---|---|---|---|---|---|---|---|---|",
     ]
+    if judged:
+        lines += [
+            "## Targets", "",
+            "| dataset · scenario | metric (ranking) | thaw | reference | ratio | target | met | p (folds) | p (users) "
+            "| thaw fit s/fold |",
+            "|---|---|---|---|---|---|---|---|---|---|",
+        ]
     most_folds: dict[tuple[str, str], int] = {}
     for dataset, scenario, report, _ in sections:
         most_folds[(dataset, scenario)] = max(most_folds.get((dataset, scenario), 0), report.folds)
