@@ -28,6 +28,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 import httpx
 import numpy as np
@@ -72,10 +73,10 @@ def start_server(db: Path, model: Path | None, port: int, workers: int, log: Pat
             raise RuntimeError(f"server exited:\n{log.read_text()[-3000:]}")
         try:
             if httpx.get(f"http://127.0.0.1:{port}/health", timeout=2).status_code == 200:
-                time.sleep(1.0 + 2.0 * (workers > 1))  # every worker up, not just the first
+                time.sleep(1.0)
                 if process.poll() is not None:  # another server holds the port: ours failed to bind
                     raise RuntimeError(f"port {port} is taken by another server:\n{log.read_text()[-2000:]}")
-                _wait_warm(port, deadline)
+                _wait_warm(port, workers, deadline)
                 return process
         except httpx.HTTPError:
             time.sleep(0.5)
@@ -83,13 +84,16 @@ def start_server(db: Path, model: Path | None, port: int, workers: int, log: Pat
     raise RuntimeError("server did not start")
 
 
-def _wait_warm(port: int, deadline: float) -> None:
-    """Until every worker has computed its stored users' vectors (10 answers in a row say so)."""
-    ready = 0
-    while ready < 10 and time.monotonic() < deadline:
-        warming = httpx.get(f"http://127.0.0.1:{port}/health", timeout=5).json().get("warming_up", False)
-        ready = 0 if warming else ready + 1
-        time.sleep(0.05 if not warming else 0.5)
+def _wait_warm(port: int, workers: int, deadline: float) -> None:
+    """Until every worker answers and has computed its stored users' vectors (/health names the worker)."""
+    warming: dict[int, bool] = {}
+    while time.monotonic() < deadline:
+        health = httpx.get(f"http://127.0.0.1:{port}/health", timeout=5).json()  # a new connection: the next worker
+        warming[health.get("worker", 0)] = health.get("warming_up", False)
+        if len(warming) >= workers and not any(warming.values()):
+            return
+        time.sleep(0.1 if len(warming) < workers else 0.5)
+    raise RuntimeError(f"workers still loading or warming up: {warming}")
 
 
 def _cmdline(pid: int) -> bytes:
@@ -169,6 +173,7 @@ def freshness(url: str, titles: dict[str, str], trials: int, seed: int) -> dict:
     rng = np.random.default_rng(seed)
     anchors = rng.choice(sorted(titles), trials, replace=False)
     post_ms, fresh_ms, polls, ranks, found = [], [], [], [], 0
+    sources: list[str] = []  # what served the item when it appeared: the model, or an exploration slot
     run = int(time.time())
     with httpx.Client(base_url=url, timeout=10) as client:
         for n, anchor in enumerate(anchors):
@@ -186,6 +191,7 @@ def freshness(url: str, titles: dict[str, str], trials: int, seed: int) -> dict:
                     fresh_ms.append((time.perf_counter() - posted) * 1000)
                     polls.append(attempt)
                     ranks.append(served.index(item) + 1)
+                    sources.append(body["items"][served.index(item)]["source"])
                     found += 1
                     break
             client.delete(f"/users/{user}")
@@ -200,6 +206,8 @@ def freshness(url: str, titles: dict[str, str], trials: int, seed: int) -> dict:
         "requests_until_seen_max": max(polls) if polls else None,
         "rank_p50": float(np.percentile(ranks, 50)) if ranks else None,
         "in_top_10": int(sum(r <= 10 for r in ranks)),
+        "first_request": int(sum(p == 1 for p in polls)),
+        "later_by_source": {s: sum(1 for p, t in zip(polls, sources) if p > 1 and t == s) for s in sorted(set(sources))},
     }
 
 
@@ -380,6 +388,7 @@ def main() -> None:
     from thaw.data.store import Store
 
     with Store(f"sqlite:///{args.db}", migrate=True) as store:
+        _forget_impressions(store)
         titles = {i.id: i.title for i in store.iter_items()}
         users = sorted({e.user for e in store.iter_events()})
     previous = json.loads(args.out.read_text()) if args.out.exists() else {}
@@ -410,6 +419,19 @@ def main() -> None:
     args.out.write_text(json.dumps(report, indent=2) + "\n")
     write_doc(args.doc, report)
     print(f"wrote {args.out} and {args.doc}")
+
+
+def _forget_impressions(store: Any) -> None:
+    """Start every run from the same store: the impressions earlier runs logged go (they would make
+    the servers' counts and recounts costlier run after run)."""
+    from sqlalchemy import delete
+
+    from thaw.data.schema import Impression
+
+    with store.engine.begin() as conn:
+        gone = conn.execute(delete(Impression)).rowcount
+    if gone:
+        print(f"deleted {gone} impressions of earlier runs", flush=True)
 
 
 def _free_port() -> int:
