@@ -11,7 +11,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.serving.live_server import LiveServer
+from tests.serving.live_server import LiveServer, free_port
 
 
 def _pids_of(pid: int) -> list[int]:
@@ -91,3 +91,16 @@ def test_a_dead_worker_is_replaced_and_the_supervisor_going_takes_the_workers_wi
     _until(lambda: not any(_alive(pid) for pid in workers))
     with pytest.raises(httpx.HTTPError):
         httpx.get(server.url + "/health", timeout=2)
+
+
+def test_a_worker_that_cannot_start_stops_the_server_with_its_error(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    command = [sys.executable, "-c", "from thaw.cli import main; main()", "serve", "--db", "sqlite:////nonexistent/dir/x.sqlite",
+               "--workers", "2", "--port", str(free_port()), "--encoder", "hash", "--log-format", "text"]
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "THAW_READ_KEYS": "", "THAW_WRITE_KEYS": "", "THAW_ADMIN_KEYS": ""}
+    done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 1
+    assert "unable to open database file" in done.stderr + done.stdout
+    assert "failed to start (exit code 3)" in done.stderr

@@ -7,9 +7,10 @@ cluster module hands connections out round-robin from its primary process for th
 
 Here the supervisor binds the address and accepts; each connection's file descriptor goes to the
 next worker that is ready (its app loaded) over a Unix socket (SCM_RIGHTS), and the worker serves it
-with uvicorn's own HTTP protocol. A worker whose supervisor is gone (even killed with SIGKILL)
-finishes its open requests and exits. A worker that dies is started again; SIGINT / SIGTERM stop the supervisor, which stops
-the workers (each finishes its open requests, as uvicorn does).
+with uvicorn's own HTTP protocol. A worker that dies is started again; one that fails before it
+ever served stops the server with an error. SIGINT / SIGTERM stop the supervisor, which stops the
+workers (each finishes its open requests, as uvicorn does); a worker whose supervisor is gone, even
+killed with SIGKILL, finishes its open requests and exits.
 """
 
 from __future__ import annotations
@@ -80,7 +81,6 @@ class Supervisor:
         self.ready = [False] * n  # the worker has started serving (its app is loaded)
         self.served = [False] * n  # the worker of this slot has been ready once
         self.next = 0
-        self.handed = [0] * n  # connections given to each worker slot
 
     def start(self) -> None:
         for slot in range(len(self.processes)):
@@ -150,7 +150,6 @@ class Supervisor:
                 socket.send_fds(channel, [b"c"], [connection.fileno()])
             except OSError:  # the worker is gone: the next one takes it; _restart_dead replaces it
                 continue
-            self.handed[slot] += 1
             return
         log.warning("no worker took a connection: closed")
 
