@@ -47,6 +47,34 @@ def test_same_seed_same_draws() -> None:
     assert picks[0] == picks[1]
 
 
+def test_a_flush_returns_only_when_what_was_added_before_it_is_written() -> None:
+    import threading
+    import time
+
+    from thaw.data.records import ImpressionRecord, now_utc
+    from thaw.serving.exploration import ImpressionLog
+
+    stored: list[ImpressionRecord] = []
+    writing = threading.Event()
+
+    def slow_write(batch: list[ImpressionRecord]) -> int:
+        writing.set()
+        time.sleep(0.3)
+        stored.extend(batch)
+        return len(batch)
+
+    log = ImpressionLog(slow_write, interval=60)
+    first = [ImpressionRecord("a", 0, "model", "r1", now_utc())]
+    log.add(first)
+    background = threading.Thread(target=log.flush)  # as the writer thread would, holding the batch
+    background.start()
+    assert writing.wait(5)
+    log.add([ImpressionRecord("b", 0, "model", "r2", now_utc())])
+    log.flush()  # must wait for the batch in flight, then write its own
+    assert [i.item for i in stored] == ["a", "b"]
+    background.join()
+
+
 def test_api_explores_logs_impressions_and_counts_clicks(make_client) -> None:
     c = make_client(exploration=ExplorationConfig(share=0.5, max_impressions=5, pool=50, seed=3))
     c.post("/items", json=CATALOGUE)

@@ -110,7 +110,8 @@ class ImpressionLog:
         self._write = write
         self._interval = interval
         self._buffer: list[ImpressionRecord] = []
-        self._lock = threading.Lock()
+        self._lock = threading.Lock()  # guards the buffer; adds never wait for a write
+        self._writing = threading.Lock()  # one flush at a time: a flush returns after the one before it
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self.written = 0
@@ -120,18 +121,23 @@ class ImpressionLog:
             self._buffer.extend(impressions)
 
     def flush(self) -> int:
-        """Write what is buffered now; returns rows written (a failed write is logged and dropped)."""
-        with self._lock:
-            batch, self._buffer = self._buffer, []
-        if not batch:
-            return 0
-        try:
-            n = self._write(batch)
-        except Exception:  # the impression log must never take the server down
-            log.exception("impression flush failed", extra={"dropped": len(batch)})
-            return 0
-        self.written += n
-        return n
+        """Write what is buffered now; returns rows written (a failed write is logged and dropped).
+
+        When it returns, every impression added before the call is in the store, even one a
+        background flush had taken and was still writing (a recount right after relies on it).
+        """
+        with self._writing:
+            with self._lock:
+                batch, self._buffer = self._buffer, []
+            if not batch:
+                return 0
+            try:
+                n = self._write(batch)
+            except Exception:  # the impression log must never take the server down
+                log.exception("impression flush failed", extra={"dropped": len(batch)})
+                return 0
+            self.written += n
+            return n
 
     def start(self) -> None:
         if self._thread is None:
