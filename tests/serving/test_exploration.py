@@ -69,8 +69,10 @@ def test_a_flush_returns_only_when_what_was_added_before_it_is_written() -> None
     background = threading.Thread(target=log.flush)  # as the writer thread would, holding the batch
     background.start()
     assert writing.wait(5)
+    log.flush()  # nothing new to write, but it must wait for the batch in flight
+    assert [i.item for i in stored] == ["a"]
     log.add([ImpressionRecord("b", 0, "model", "r2", now_utc())])
-    log.flush()  # must wait for the batch in flight, then write its own
+    log.flush()
     assert [i.item for i in stored] == ["a", "b"]
     background.join()
 
