@@ -96,8 +96,8 @@ class ServeConfig:
     sync_seconds: float = 0.05
     resync_seconds: float = 600.0
     change_retention_seconds: float = 3600.0
-    history_cache_users: int = 10_000  # users whose history and model vector are kept between requests (0: none)
-    warm_users: int = 10_000  # stored users whose model vector is computed at model load, in the background (0: none)
+    history_cache_users: int = 10_000  # users (and items) whose history, model vector and ranked list are kept between requests (0: none)
+    warm_users: int = 10_000  # stored users whose model vector and ranked list are computed at model load, in the background (0: none)
 
     def __post_init__(self) -> None:
         if not self.db_url:
