@@ -151,3 +151,4 @@ def test_similar_items_are_kept_and_brought_up_to_date(served) -> None:  # noqa:
     assert kept.hits == hits + 1
     assert served.delete(f"/items/{first[0]}").status_code == 204
     assert first[0] not in _ids(served.get("/items/space-1/similar", params={"k": 5}))
+

@@ -99,9 +99,12 @@ def item_table(
     for start in range(0, len(keep_id), chunk):
         index = np.arange(start, min(start + chunk, len(keep_id)))
         vectors = model.item_content(features.rows(index))
-        ids = torch.from_numpy(index.astype(np.int64))
-        keep = torch.from_numpy(keep_id[index].astype(np.float32))[:, None]
-        vectors = vectors + keep * model.item_id_part(ids)
+        # Only items with an id part are looked up: the others may lie past the id table (items
+        # added after training, encoded in a batch larger than the training catalogue).
+        with_id = np.flatnonzero(keep_id[index])
+        if len(with_id):
+            ids = torch.from_numpy(index[with_id].astype(np.int64))
+            vectors = vectors.index_add(0, torch.from_numpy(with_id), model.item_id_part(ids))
         parts.append(vectors)
     if not parts:
         return torch.zeros(0, model.width + 1)
