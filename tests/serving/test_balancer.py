@@ -97,10 +97,24 @@ def test_a_worker_that_cannot_start_stops_the_server_with_its_error(tmp_path: Pa
     import subprocess
     import sys
 
-    command = [sys.executable, "-c", "from thaw.cli import main; main()", "serve", "--db", "sqlite:////nonexistent/dir/x.sqlite",
-               "--workers", "2", "--port", str(free_port()), "--encoder", "hash", "--log-format", "text"]
+    broken = tmp_path / "model"
+    broken.mkdir()
+    (broken / "meta.json").write_text("{not json")
+    command = [sys.executable, "-c", "from thaw.cli import main; main()", "serve", "--db", f"sqlite:///{tmp_path / 's.sqlite'}",
+               "--model", str(broken), "--workers", "2", "--port", str(free_port()), "--encoder", "hash", "--log-format", "text"]
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "THAW_READ_KEYS": "", "THAW_WRITE_KEYS": "", "THAW_ADMIN_KEYS": ""}
-    done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=120)
+    done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=300)
     assert done.returncode == 1
-    assert "unable to open database file" in done.stderr + done.stdout
-    assert "failed to start (exit code 3)" in done.stderr
+    assert "failed to start 3 times (exit code 3)" in done.stderr
+
+
+def test_an_unreachable_store_is_one_clear_error_before_any_worker_starts(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    command = [sys.executable, "-c", "from thaw.cli import main; main()", "serve", "--db", "sqlite:////nonexistent/dir/x.sqlite",
+               "--workers", "2", "--port", str(free_port()), "--encoder", "hash"]
+    done = subprocess.run(command, capture_output=True, text=True, timeout=120, env={**os.environ, "THAW_READ_KEYS": ""})
+    assert done.returncode == 2
+    assert "cannot open the store sqlite:////nonexistent/dir/x.sqlite" in done.stderr
+    assert "Traceback" not in done.stderr

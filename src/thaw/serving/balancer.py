@@ -7,8 +7,8 @@ cluster module hands connections out round-robin from its primary process for th
 
 Here the supervisor binds the address and accepts; each connection's file descriptor goes to the
 next worker that is ready (its app loaded) over a Unix socket (SCM_RIGHTS), and the worker serves it
-with uvicorn's own HTTP protocol. A worker that dies is started again; one that fails before it
-ever served stops the server with an error. SIGINT / SIGTERM stop the supervisor, which stops the
+with uvicorn's own HTTP protocol. A worker that dies is started again; a slot whose worker exits
+three times in a row before it is ready stops the server with an error. SIGINT / SIGTERM stop the supervisor, which stops the
 workers (each finishes its open requests, as uvicorn does); a worker whose supervisor is gone, even
 killed with SIGKILL, finishes its open requests and exits.
 """
@@ -34,6 +34,7 @@ log = logging.getLogger(__name__)
 
 BACKLOG = 2048
 STOP_SECONDS = 30.0  # a worker still running this long after SIGTERM is killed
+START_ATTEMPTS = 3  # a worker slot that exits this many times in a row before it serves stops the server
 HANDOFF_BATCH = 32  # descriptors read from the supervisor at once
 READY = b"ready"  # a worker's one message to the supervisor
 
@@ -79,7 +80,8 @@ class Supervisor:
         self.processes: list[SpawnProcess | None] = [None] * n
         self.channels: list[socket.socket | None] = [None] * n
         self.ready = [False] * n  # the worker has started serving (its app is loaded)
-        self.served = [False] * n  # the worker of this slot has been ready once
+        self.served = [False] * n  # the slot's current worker has been ready
+        self.failed_starts = [0] * n  # exits in a row before the slot's worker was ready
         self.next = 0
 
     def start(self) -> None:
@@ -91,7 +93,7 @@ class Supervisor:
         process = self.context.Process(target=_worker_main, args=(theirs, self.spec), name=f"thaw-worker-{slot}")
         process.start()
         theirs.close()
-        self.processes[slot], self.channels[slot], self.ready[slot] = process, mine, False
+        self.processes[slot], self.channels[slot], self.ready[slot], self.served[slot] = process, mine, False, False
 
     def run(self, stop: threading.Event) -> None:
         """Accept and hand out connections until `stop` is set; restart workers that died."""
@@ -122,6 +124,7 @@ class Supervisor:
             message = b""
         if message == READY:
             self.ready[slot] = self.served[slot] = True
+            self.failed_starts[slot] = 0
         elif not message:
             selector.unregister(channel)
             del watched[slot]
@@ -156,10 +159,14 @@ class Supervisor:
     def _restart_dead(self) -> None:
         for slot, process in enumerate(self.processes):
             if process is not None and not process.is_alive():
-                if not self.served[slot]:  # it never got as far as serving: starting it again would loop
-                    raise SystemExit(f"worker {slot} failed to start (exit code {process.exitcode}); see its log above")
+                if not self.served[slot]:  # it exited before it served (a failed start, or killed while starting)
+                    self.failed_starts[slot] += 1
+                    if self.failed_starts[slot] >= START_ATTEMPTS:  # starting it again would loop
+                        raise SystemExit(
+                            f"worker {slot} failed to start {START_ATTEMPTS} times (exit code {process.exitcode}); "
+                            "see its log above"
+                        )
                 log.warning("worker exited: starting it again", extra={"worker": slot, "exitcode": process.exitcode})
-                self.served[slot] = False
                 channel = self.channels[slot]
                 if channel is not None:
                     channel.close()
