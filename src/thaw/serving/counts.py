@@ -33,6 +33,7 @@ class Counters:
         self.config = config
         self.impressions = impressions
         self.dirty = threading.Event()
+        self._refreshing = threading.Lock()  # one refresh at a time (the background thread's and an explicit one)
         self.refreshed_at = 0.0
         self.recounted_at = 0.0  # the last full recount
         self._upto = (0, 0)  # (event id, impression id) the stored counts include
@@ -59,7 +60,15 @@ class Counters:
         return self.dirty.is_set() or stale
 
     def refresh(self, *, full: bool = False) -> None:
-        """Bring popularity, clicks and impressions in line with the store (see the module doc)."""
+        """Bring popularity, clicks and impressions in line with the store (see the module doc).
+
+        Refreshes run one at a time: two at once would both add the rows stored since the last
+        one, and one that found the recount already taken by the other would return before it.
+        """
+        with self._refreshing:
+            self._refresh(full)
+
+    def _refresh(self, full: bool) -> None:
         full = (
             full
             or self.dirty.is_set()
