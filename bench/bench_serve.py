@@ -28,7 +28,6 @@ import sys
 import tempfile
 import time
 from pathlib import Path
-from typing import Any
 
 import httpx
 import numpy as np
@@ -388,7 +387,9 @@ def main() -> None:
     from thaw.data.store import Store
 
     with Store(f"sqlite:///{args.db}", migrate=True) as store:
-        _forget_impressions(store)
+        gone = store.forget_impressions()  # every run starts from the same store
+        if gone:
+            print(f"deleted {gone} impressions of earlier runs", flush=True)
         titles = {i.id: i.title for i in store.iter_items()}
         users = sorted({e.user for e in store.iter_events()})
     previous = json.loads(args.out.read_text()) if args.out.exists() else {}
@@ -419,19 +420,6 @@ def main() -> None:
     args.out.write_text(json.dumps(report, indent=2) + "\n")
     write_doc(args.doc, report)
     print(f"wrote {args.out} and {args.doc}")
-
-
-def _forget_impressions(store: Any) -> None:
-    """Start every run from the same store: the impressions earlier runs logged go (they would make
-    the servers' counts and recounts costlier run after run)."""
-    from sqlalchemy import delete
-
-    from thaw.data.schema import Impression
-
-    with store.engine.begin() as conn:
-        gone = conn.execute(delete(Impression)).rowcount
-    if gone:
-        print(f"deleted {gone} impressions of earlier runs", flush=True)
 
 
 def _free_port() -> int:

@@ -85,7 +85,10 @@ def serve(
         # One process accepts and hands connections to the workers in turn (serving/balancer.py).
         from thaw.serving.balancer import serve_balanced
 
-        _migrate_once(cfg.db_url)
+        from thaw.data.store import Store
+
+        with fail_on_data_errors():  # once here, not by every worker at the same time
+            Store.migrate_once(cfg.db_url)
         os.environ[SETTINGS_ENV] = json.dumps({**overrides, "config_file": str(config) if config else None})
         setup = functools.partial(configure_logging, log_level, json_lines=log_format == "json")
         serve_balanced(
@@ -94,22 +97,6 @@ def serve(
         )
     else:
         uvicorn.run(create_app(cfg), host=cfg.host, port=cfg.port, log_config=None, access_log=False)
-
-
-def _migrate_once(url: str) -> None:
-    """Bring the store's schema up to date here, not in every worker at the same time."""
-    from sqlalchemy.exc import SQLAlchemyError
-
-    from thaw.data.store import Store
-
-    try:
-        with Store(url, migrate=True):
-            pass
-    except SQLAlchemyError as exc:
-        if os.environ.get("THAW_DEBUG"):
-            raise
-        err_console.print(f"[red]error:[/] cannot open the store {url}: {exc.orig if hasattr(exc, 'orig') else exc}")
-        raise typer.Exit(code=2) from exc
 
 
 def _set_threads(n: int) -> None:

@@ -9,6 +9,10 @@ class ThawDataError(Exception):
     """Base class for data-layer errors."""
 
 
+class StoreUnavailableError(ThawDataError):
+    """The store at a URL cannot be opened or migrated."""
+
+
 class UnknownReferenceError(ThawDataError):
     """Events refer to users or items the store does not know."""
 

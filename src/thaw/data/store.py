@@ -61,6 +61,24 @@ class Store(ServingQueries):
             cfg.attributes["connection"] = conn
             command.upgrade(cfg, "head")
 
+    @classmethod
+    def migrate_once(cls, url: str) -> None:
+        """Open the store at `url`, bring its schema up to date, close it; StoreUnavailableError if it cannot."""
+        from sqlalchemy.exc import SQLAlchemyError
+
+        from thaw.data.errors import StoreUnavailableError
+
+        try:
+            with cls(url, migrate=True):
+                pass
+        except SQLAlchemyError as exc:
+            raise StoreUnavailableError(f"cannot open the store {url}: {getattr(exc, 'orig', None) or exc}") from exc
+
+    def forget_impressions(self) -> int:
+        """Delete every logged impression (benchmarks start from the same store); how many."""
+        with self.engine.begin() as conn:
+            return int(conn.execute(delete(Impression)).rowcount or 0)
+
     def close(self) -> None:
         """Release every pooled connection."""
         self.engine.dispose()
