@@ -87,6 +87,24 @@ def test_a_search_takes_the_kept_list_only_for_the_same_vector_and_enough_rows()
     assert moved._scores is not None  # another vector: a scan
 
 
+def test_a_row_written_while_a_request_runs_is_in_the_next_requests_list() -> None:
+    # Another worker's item arrives (the change feed adds it) after a request read the catalogue's
+    # rows and before it scanned: the scan leaves the row out, so the kept list must not claim
+    # the generation that has it (it once did, and the item stayed out of that user's list).
+    rng = np.random.default_rng(3)
+    index = _index(rng, 200)
+    store: KeptPerUser[KeptRanks] = KeptPerUser(10)
+    query = rng.standard_normal(8).astype(np.float32)
+    running = SourceSearch(index, query, 200, 20, RanksKeeper(store, "u", "model", query, 64))
+    index.add(np.array([200]), 10 * query[None])  # the best row of all, past the request's 200 rows
+    assert 200 not in running.ranked(20)[0]
+    following = SourceSearch(index, query, 201, 20, RanksKeeper(store, "u", "model", query, 64))
+    rows, _ = following.ranked(20)
+    assert following._scores is None  # the kept list, brought up to date, not a scan
+    assert rows[0] == 200
+    np.testing.assert_array_equal(rows[:20], top_k(index.scores(query), 20)[0])
+
+
 def test_the_exploration_pool_read_down_a_kept_list_equals_the_pool_of_a_full_scan() -> None:
     rng = np.random.default_rng(2)
     index = _index(rng, 3000)

@@ -62,8 +62,12 @@ class SourceSearch:
     """
 
     def __init__(
-        self, index: VectorIndex, vector: np.ndarray, n_rows: int, prefetch: int = 0, keeper: RanksKeeper | None = None
+        self, index: VectorIndex, vector: np.ndarray, n_rows: int, prefetch: int = 0, keeper: RanksKeeper | None = None,
+        generation: int | None = None,
     ) -> None:
+        """`n_rows`: the catalogue's rows when the request began; `generation`: the index's generation
+        read before that (default: now). A scan is kept as of that generation, so a row written after
+        n_rows was read, which the scan leaves out, is rescored by the next request."""
         self.index = index
         self.vector = np.asarray(vector, np.float32)
         self.n_rows = n_rows
@@ -71,14 +75,13 @@ class SourceSearch:
         self.exact = is_exact(index)
         self.keeper = keeper if self.exact else None  # where this query's ranked list is kept (kept_ranks.py)
         self._scores: np.ndarray | None = None
-        self._generation = -1  # the index generation `_scores` were computed at
+        self._generation = getattr(index, "generation", -1) if generation is None else generation
         self._ranked: tuple[np.ndarray, np.ndarray] | None = None
         self._complete = False  # `_ranked` holds every row there is
 
     def scores(self) -> np.ndarray:
         """Scores against every catalogue row, computed once: (n_rows,) float32."""
         if self._scores is None:
-            self._generation = getattr(self.index, "generation", -1)  # before the scan: later writes get rescored
             self._scores = padded_scores(self.index, self.vector, self.n_rows)
         return self._scores
 
@@ -178,6 +181,12 @@ def searches_for(
     `rows` long (a stored user's, or an item's similar items).
     """
     made: dict[str, SourceSearch] = {}
+    # Generations first: a write after these readings is rescored by the next request, even one the
+    # scan leaves out because its row lies past n_rows.
+    generations = {
+        "model": getattr(state.index, "generation", -1) if state is not None else -1,
+        "content": getattr(engine.content_index, "generation", -1),
+    }
     n_rows = engine.catalogue.n_rows
 
     def search(source: str, vector: np.ndarray) -> SourceSearch:
@@ -187,7 +196,8 @@ def searches_for(
             if kept is not None and source == "model":
                 store, name, rows = kept
                 keeper = RanksKeeper(store, name, source, vector, rows)
-            made[source] = SourceSearch(index, vector, n_rows, prefetch, keeper)
+            generation = generations["model" if index is not engine.content_index else "content"]
+            made[source] = SourceSearch(index, vector, n_rows, prefetch, keeper, generation)
         return made[source]
 
     return search
