@@ -10,7 +10,7 @@ from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 
 from thaw.data.errors import UnknownReferenceError
-from thaw.data.records import EventRecord, ItemRecord, UserRecord, WriteResult
+from thaw.data.records import EventRecord, ImpressionRecord, ItemRecord, UserRecord, WriteResult
 from thaw.data.schema import Base
 from thaw.data.store import Store, text_hash
 
@@ -197,3 +197,37 @@ def test_unicode_and_long_text_survive(any_store: Store) -> None:
     any_store.upsert_items([ItemRecord("ü-1", "Amélie 🎬", long_text, {"città": "Roma"})])
     (item,) = any_store.get_items(["ü-1"])
     assert item.title == "Amélie 🎬" and item.text == long_text and item.attributes == {"città": "Roma"}
+
+
+def test_impressions_are_logged_and_rows_of_unknown_items_or_users_skipped(any_store: Store, tiny_records) -> None:
+    from sqlalchemy import select
+
+    from thaw.data.schema import Impression
+
+    _fill(any_store, tiny_records)
+    shown = datetime(2024, 5, 6, 7, 8, 9, 123456, tzinfo=timezone(timedelta(hours=2)))
+    whole_second = datetime(2024, 5, 6, 9, 0, 0, tzinfo=timezone.utc)
+    logged = [
+        ImpressionRecord("i1", 0, "model", "req-1", shown, user="alice"),
+        ImpressionRecord("i2", 1, "exploration", "req-1", shown, user="alice"),
+        ImpressionRecord("gone", 2, "model", "req-1", shown, user="alice"),  # no such item
+        ImpressionRecord("i1", 0, "popularity", "req-2", whole_second),  # someone not stored
+        ImpressionRecord("i3", 0, "model", "req-3", whole_second, user="nobody"),  # no such user
+    ]
+    assert any_store.add_impressions(logged) == 3
+    assert any_store.add_impressions([]) == 0
+    assert any_store.impression_counts() == {"i1": 2, "i2": 1}
+    with any_store.engine.connect() as conn:
+        rows = conn.execute(
+            select(Impression.request_id, Impression.user_id.is_(None), Impression.position, Impression.source, Impression.timestamp)
+            .order_by(Impression.id)
+        ).all()
+    assert [tuple(r) for r in rows] == [
+        ("req-1", False, 0, "model", datetime(2024, 5, 6, 5, 8, 9, 123456)),
+        ("req-1", False, 1, "exploration", datetime(2024, 5, 6, 5, 8, 9, 123456)),
+        ("req-2", True, 0, "popularity", datetime(2024, 5, 6, 9, 0, 0)),
+    ]
+    # Stored as the ORM stores timestamps: comparisons in SQL order them correctly.
+    with any_store.engine.connect() as conn:
+        later = conn.execute(select(Impression.request_id).where(Impression.timestamp > datetime(2024, 5, 6, 8, 0))).all()
+    assert [r[0] for r in later] == ["req-2"]
