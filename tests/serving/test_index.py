@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
 from thaw.serving.index import ExactIndex, VectorIndex, padded_scores, top_k
 
@@ -42,3 +43,24 @@ def test_top_k_ties_break_by_row_and_padding() -> None:
     index.add(np.array([0]), np.ones((1, 1), np.float32))
     out = padded_scores(index, np.ones(1, np.float32), 3)
     assert out[0] == 1 and np.isneginf(out[1:]).all()
+
+
+@pytest.mark.parametrize("kind", ["normal", "ties", "removed rows", "sorted"])
+def test_top_k_equals_a_full_sort_on_every_path(kind: str) -> None:
+    # Large scans take a sampled threshold first; small ones a partial sort. Both must give the
+    # k best finite scores, best first, equal scores by lower row, including ties at the k-th.
+    rng = np.random.default_rng(len(kind))
+    for _ in range(60):
+        n, k = int(rng.integers(1, 40_000)), int(rng.integers(1, 700))
+        scores = rng.standard_normal(n).astype(np.float32)
+        if kind == "ties":
+            scores = np.round(scores * 3) / 3
+        elif kind == "removed rows":
+            scores[rng.random(n) < 0.5] = -np.inf
+        elif kind == "sorted":  # the strided sample sees only every step-th rank
+            scores = np.sort(scores)
+        finite = np.flatnonzero(np.isfinite(scores))
+        expected = finite[np.lexsort((finite, -scores[finite]))][:k]
+        rows, values = top_k(scores, k)
+        np.testing.assert_array_equal(rows, expected)
+        np.testing.assert_array_equal(values, scores[expected])

@@ -329,14 +329,14 @@ class TwoTower(nn.Module):
                 hidden = self.user_attr(self.user_features(features))
                 query = query + self.user_query(hidden).view(n_users, self.config.n_heads, -1)
             keys = self.key(table)[history_index]  # project the table once, then gather: (B, L, k)
-            logits = torch.einsum("bhk,blk->bhl", query, keys) / math.sqrt(self.config.key_dim)
+            logits = torch.matmul(query, keys.transpose(1, 2)) / math.sqrt(self.config.key_dim)  # (B, H, L)
             # Event strength enters as a log-prior: attention is proportional to strength·exp(relevance).
             prior = torch.log(history_weight.clamp_min(1e-12))
             logits = logits + prior[:, None, :]
             logits = logits.masked_fill(~present[:, None, :], float("-inf"))
             logits = logits.masked_fill(~has_history[:, None, None], 0.0)  # no NaN rows
             attention = torch.softmax(logits, dim=-1)  # (B, H, L)
-            pooled = torch.einsum("bhl,bld->bhd", attention, history).mean(dim=1)
+            pooled = torch.matmul(attention, history).mean(dim=1)  # (B, H, width) -> (B, width)
         else:
             weights = history_weight / history_weight.sum(dim=1, keepdim=True).clamp_min(1e-12)
             pooled = torch.einsum("bl,bld->bd", weights, history)

@@ -195,13 +195,41 @@ def top_k(scores: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
     if n == 0 or k < 1:
         return np.empty(0, np.int64), np.empty(0, np.float32)
     k = min(k, n)
-    # One partial sort on the raw scores (no negated copy); -inf rows sink and are dropped after.
-    candidates = np.argpartition(scores, n - k)[n - k :] if k < n else np.arange(n)
+    candidates = _above_a_sampled_threshold(scores, k)
+    if candidates is None:
+        # One partial sort on the raw scores (no negated copy); -inf rows sink and are dropped after.
+        candidates = np.argpartition(scores, n - k)[n - k :] if k < n else np.arange(n)
+        kth = scores[candidates].min()
+        if k < n and np.isfinite(kth):
+            candidates = np.flatnonzero(scores >= kth)  # every row tied with the k-th: lower rows win
     values = scores[candidates]
     finite = np.isfinite(values)
     candidates, values = candidates[finite], values[finite]
-    order = np.lexsort((candidates, -values))
+    order = np.lexsort((candidates, -values))[:k]
     return candidates[order].astype(np.int64), values[order].astype(np.float32)
+
+
+SAMPLED_SELECTION_ROWS = 8192  # from this many rows on, top_k first narrows them with a sampled threshold
+
+
+def _above_a_sampled_threshold(scores: np.ndarray, k: int) -> np.ndarray | None:
+    """Every row scoring at least a threshold that at least k rows reach, when that is few rows; else None.
+
+    The threshold is a high quantile of an evenly strided sample (a few thousand rows), set so about
+    twice k rows reach it. Every row with a score at or above it is kept, ties included, so the top k
+    among them are exactly the top k of all rows; a partial sort of a 17k-row scan costs about 4x more.
+    """
+    n = len(scores)
+    if n < SAMPLED_SELECTION_ROWS or 4 * k > n:
+        return None
+    step = max(1, n // max(2048, 32 * k))
+    sample = scores[::step]
+    rank = min(len(sample) - 1, 2 * k // step + 4)  # about 2k rows lie above the sample's rank-th best
+    threshold = np.partition(sample, len(sample) - 1 - rank)[len(sample) - 1 - rank]
+    if not np.isfinite(threshold):
+        return None
+    candidates = np.flatnonzero(scores >= threshold)
+    return candidates if k <= len(candidates) <= 8 * k else None
 
 
 def padded_scores(index: VectorIndex, query: np.ndarray, n_rows: int) -> np.ndarray:
