@@ -409,7 +409,7 @@ def main() -> None:
         "explore_share": args.explore_share,
         "ann_threshold": args.ann_threshold or None,
         "load_generator": tool,
-        "cpu": platform.processor() or platform.machine(),
+        "cpu": _cpu(),
         "cores": os.cpu_count(),
         "runs": runs,
         "cross_worker": cross_worker(args, titles, args.cross_worker_trials) if args.cross_worker_trials else None,
@@ -420,6 +420,19 @@ def main() -> None:
     args.out.write_text(json.dumps(report, indent=2) + "\n")
     write_doc(args.doc, report)
     print(f"wrote {args.out} and {args.doc}")
+
+
+def _cpu() -> str:
+    """The CPU's model name and the vector extensions the scan can use (Linux /proc/cpuinfo)."""
+    try:
+        info = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return platform.processor() or platform.machine()
+    fields = {key.strip(): value for key, value in (line.split(":", 1) for line in info.splitlines() if ":" in line)}
+    model = " ".join(fields.get("model name", platform.machine()).split())
+    flags = set(fields.get("flags", "").split())
+    extensions = [name for name in ("avx2", "avx512f", "avx512_bf16", "amx_tile") if name in flags]
+    return f"{model} ({', '.join(extensions) or 'no AVX2'})"
 
 
 def _free_port() -> int:

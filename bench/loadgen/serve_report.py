@@ -111,7 +111,7 @@ efSearch 128, norm-ranged bands): a search for the chain alone (k 10), and one f
 Command: `{report['command']}`
 
 CiteULike ({first['items']:,} items), model `{first['model_version']}`, `thaw serve` on a
-{report['cores']}-core machine shared with the load generator (`{report['load_generator']}`,
+{report['cores']}-core machine ({report.get('cpu', '?')}) shared with the load generator (`{report['load_generator']}`,
 {report['connections']} connections, {report['duration_s']} s per scenario after a 3 s warm-up, loopback): closed
 loop{_paced_note(report)}. Exploration share {report['explore_share']}, impressions logged. Freshness: a new user buys an
 existing item; a new item whose title is that item's title plus " (extended version)" is posted;
