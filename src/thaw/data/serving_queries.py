@@ -36,18 +36,21 @@ class ServingQueries:
             return 0
         with self.engine.begin() as conn:
             driver = _DriverSql(conn)
-            item_ids = driver.internal_ids("items", {i.item for i in impressions})
-            user_ids = driver.internal_ids("users", {i.user for i in impressions if i.user is not None})
-            stamp = driver.timestamp
-            rows = [
-                (i.request_id, None if i.user is None else user_ids[i.user], item_ids[i.item], i.position, i.source, stamp(i.timestamp))
-                for i in impressions
-                if i.item in item_ids and (i.user is None or i.user in user_ids)
-            ]
-            columns = ("request_id", "user_id", "item_id", "position", "source", "timestamp")
-            statement = driver.insert("impressions", columns)
-            for chunk in chunks(rows, 5000):
-                driver.cursor.executemany(statement, list(chunk))
+            try:
+                item_ids = driver.internal_ids(Item.__tablename__, {i.item for i in impressions})
+                user_ids = driver.internal_ids(User.__tablename__, {i.user for i in impressions if i.user is not None})
+                stamp = driver.timestamp
+                rows = [
+                    (i.request_id, None if i.user is None else user_ids[i.user], item_ids[i.item], i.position, i.source, stamp(i.timestamp))
+                    for i in impressions
+                    if i.item in item_ids and (i.user is None or i.user in user_ids)
+                ]
+                columns = ("request_id", "user_id", "item_id", "position", "source", "timestamp")
+                statement = driver.insert(Impression.__tablename__, columns)
+                for chunk in chunks(rows, 5000):
+                    driver.cursor.executemany(statement, list(chunk))
+            finally:
+                driver.cursor.close()
             return len(rows)
 
     def impression_counts(self, after: int = 0, upto: int | None = None) -> dict[str, int]:
@@ -173,7 +176,7 @@ class _DriverSql:
         return stamp
 
     def internal_ids(self, table: str, external: set[str]) -> dict[str, int]:
-        """{external id: primary key} of the rows of `table` ("items" or "users") that exist."""
+        """{external id: primary key} of the rows of `table` (items or users) that exist."""
         found: dict[str, int] = {}
         q = self.quote
         for chunk in chunks(sorted(external)):
