@@ -18,6 +18,18 @@ def _index(rng: np.random.Generator, n: int, dim: int = 8) -> ExactIndex:
     return index
 
 
+def _kept_setup(seed: int, n: int) -> tuple[ExactIndex, KeptPerUser[KeptRanks], np.ndarray]:
+    """An index of n random rows, an empty store of kept lists, and a query."""
+    rng = np.random.default_rng(seed)
+    index = _index(rng, n)
+    return index, KeptPerUser(10), rng.standard_normal(8).astype(np.float32)
+
+
+def _kept_search(index: ExactIndex, store: KeptPerUser[KeptRanks], query: np.ndarray, n_rows: int, prefetch: int, rows: int) -> SourceSearch:
+    """One request's search of user "u", keeping its list in `store` (at most `rows` rows)."""
+    return SourceSearch(index, query, n_rows, prefetch, RanksKeeper(store, "u", "model", query, rows))
+
+
 def _scan(index: ExactIndex, query: np.ndarray, want: int) -> KeptRanks:
     generation = index.generation
     rows, scores = top_k(index.scores(query), want)
@@ -68,21 +80,18 @@ def test_a_list_older_than_the_change_log_is_rescanned() -> None:
 
 
 def test_a_search_takes_the_kept_list_only_for_the_same_vector_and_enough_rows() -> None:
-    rng = np.random.default_rng(1)
-    index = _index(rng, 2000)
-    store: KeptPerUser[KeptRanks] = KeptPerUser(10)
-    query = rng.standard_normal(8).astype(np.float32)
-    first = SourceSearch(index, query, 2000, 100, RanksKeeper(store, "u", "model", query, 116))
+    index, store, query = _kept_setup(1, 2000)
+    first = _kept_search(index, store, query, 2000, 100, 116)
     expected = first.ranked(100)
     assert len(store) == 1 and first._scores is not None  # scanned, then kept (trimmed to 116 rows)
-    second = SourceSearch(index, query, 2000, 100, RanksKeeper(store, "u", "model", query, 116))
+    second = _kept_search(index, store, query, 2000, 100, 116)
     rows, scores = second.ranked(100)
     assert second._scores is None  # no scan
     np.testing.assert_array_equal(rows[:100], expected[0][:100])
-    deeper = SourceSearch(index, query, 2000, 100, RanksKeeper(store, "u", "model", query, 116))
+    deeper = _kept_search(index, store, query, 2000, 100, 116)
     assert len(deeper.ranked(500)[0]) >= 500 and deeper._scores is not None  # more than was kept: a scan
     other = query + 1.0
-    moved = SourceSearch(index, other, 2000, 100, RanksKeeper(store, "u", "model", other, 116))
+    moved = _kept_search(index, store, other, 2000, 100, 116)
     moved.ranked(10)
     assert moved._scores is not None  # another vector: a scan
 
@@ -91,14 +100,11 @@ def test_a_row_written_while_a_request_runs_is_in_the_next_requests_list() -> No
     # Another worker's item arrives (the change feed adds it) after a request read the catalogue's
     # rows and before it scanned: the scan leaves the row out, so the kept list must not claim
     # the generation that has it (it once did, and the item stayed out of that user's list).
-    rng = np.random.default_rng(3)
-    index = _index(rng, 200)
-    store: KeptPerUser[KeptRanks] = KeptPerUser(10)
-    query = rng.standard_normal(8).astype(np.float32)
-    running = SourceSearch(index, query, 200, 20, RanksKeeper(store, "u", "model", query, 64))
+    index, store, query = _kept_setup(3, 200)
+    running = _kept_search(index, store, query, 200, 20, 64)
     index.add(np.array([200]), 10 * query[None])  # the best row of all, past the request's 200 rows
     assert 200 not in running.ranked(20)[0]
-    following = SourceSearch(index, query, 201, 20, RanksKeeper(store, "u", "model", query, 64))
+    following = _kept_search(index, store, query, 201, 20, 64)
     rows, _ = following.ranked(20)
     assert following._scores is None  # the kept list, brought up to date, not a scan
     assert rows[0] == 200
@@ -106,16 +112,14 @@ def test_a_row_written_while_a_request_runs_is_in_the_next_requests_list() -> No
 
 
 def test_the_exploration_pool_read_down_a_kept_list_equals_the_pool_of_a_full_scan() -> None:
+    index, store, query = _kept_setup(2, 3000)
     rng = np.random.default_rng(2)
-    index = _index(rng, 3000)
-    query = rng.standard_normal(8).astype(np.float32)
-    store: KeptPerUser[KeptRanks] = KeptPerUser(10)
-    SourceSearch(index, query, 3000, 300, RanksKeeper(store, "u", "model", query, 512)).ranked(300)
+    _kept_search(index, store, query, 3000, 300, 512).ranked(300)
     low = np.ones(3000, bool)
     low[top_k(index.scores(query), 250)[0]] = False  # the 250 most relevant rows are over-exposed
     alive = np.ones(3000, bool)
     blocked = {int(r) for r in rng.choice(3000, 30, replace=False)}
-    kept = SourceSearch(index, query, 3000, 300, RanksKeeper(store, "u", "model", query, 512))
+    kept = _kept_search(index, store, query, 3000, 300, 512)
     pool = kept.pool(low, alive, 200, blocked)
     assert kept._scores is None  # read from the kept list, no scan
     np.testing.assert_array_equal(pool, SourceSearch(index, query, 3000, 300).pool(low, alive, 200, blocked))

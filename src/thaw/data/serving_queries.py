@@ -154,7 +154,7 @@ class ServingQueries:
 
 
 class _DriverSql:
-    """Statements written for the DBAPI driver itself (its placeholder style), for hot small writes."""
+    """The impression log's statements, written for the DBAPI driver itself (its placeholder style)."""
 
     def __init__(self, conn: Connection) -> None:
         self.cursor = conn.connection.cursor()  # the driver's own, in the connection's transaction

@@ -181,23 +181,20 @@ def searches_for(
     `rows` long (a stored user's, or an item's similar items).
     """
     made: dict[str, SourceSearch] = {}
+    model_index = state.index if state is not None else None
     # Generations first: a write after these readings is rescored by the next request, even one the
     # scan leaves out because its row lies past n_rows.
-    generations = {
-        "model": getattr(state.index, "generation", -1) if state is not None else -1,
-        "content": getattr(engine.content_index, "generation", -1),
-    }
+    generations = {id(i): getattr(i, "generation", -1) for i in (model_index, engine.content_index) if i is not None}
     n_rows = engine.catalogue.n_rows
 
     def search(source: str, vector: np.ndarray) -> SourceSearch:
         if source not in made:
-            index = state.index if source == "model" and state is not None else engine.content_index
+            index = model_index if source == "model" and model_index is not None else engine.content_index
             keeper = None
             if kept is not None and source == "model":
                 store, name, rows = kept
                 keeper = RanksKeeper(store, name, source, vector, rows)
-            generation = generations["model" if index is not engine.content_index else "content"]
-            made[source] = SourceSearch(index, vector, n_rows, prefetch, keeper, generation)
+            made[source] = SourceSearch(index, vector, n_rows, prefetch, keeper, generations[id(index)])
         return made[source]
 
     return search
