@@ -3,8 +3,9 @@
 Runs, each on the same folds for every model:
   citeulike-a cold-item  thaw, content-knn, als, popularity (+ ablations with --ablations)
   citeulike-a warm       thaw, als, content-knn, popularity
-  ml-100k cold-user      thaw, popularity, content-knn (one fit shared with onboarding-3)
-  ml-100k onboarding-3   same fits
+  ml-100k cold-user      thaw, popularity, content-knn (one fit shared with the onboarding scenarios)
+  ml-100k onboarding-3   same fits (each new user reveals their first 3 interactions by time)
+  ml-100k onboarding-3-random  same fits (3 interactions drawn at random, the common few-shot protocol)
 Writes bench/results/model-<dataset>-<scenario>.json and docs/benchmarks/model.md.
 
     HF_HUB_OFFLINE=1 THAW_DATA=../shared/data .venv/bin/python bench/bench_model.py --ablations
@@ -55,6 +56,7 @@ ABLATIONS: dict[str, dict[str, Any]] = {
     # ALDI needs a trainable student: a residual MLP on the text, distilled from the id-augmented items.
     "thaw-aldi": {"residual_text": True, "distill_weight": 1.0, "distill_rating_weight": 0.1},
     "thaw-no-prior": {"popularity_prior": False},  # new users' popularity prior (models/priors.py)
+    "thaw-fixed-prior": {"adaptive_prior": False},  # one weight for any history, whatever is in it
     "thaw-no-borrowed-ids": {"cold_id_neighbors": 0},  # new items' borrowed id parts (CiteULike settings)
 }
 
@@ -153,7 +155,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         ml_models = {n: _factory(n, "ml-100k", ndcg) for n in ("thaw", "popularity", "content-knn", "als")}
         if args.ablations:
             ml_models |= {name: _factory("thaw", "ml-100k", ndcg | options) for name, options in ABLATIONS.items()}
-        runs.append(("ml-100k", ["cold-user", "onboarding-3"], ml_models))
+        runs.append(("ml-100k", ["cold-user", "onboarding-3", "onboarding-3-random"], ml_models))
 
     if args.models:
         keep = {m for m in args.models.split(",") if m}
@@ -221,6 +223,7 @@ TARGETS: dict[tuple[str, str], tuple[str, str, float]] = {
     ("citeulike-a", "warm"): ("recall@20", "als", 1.0),
     ("ml-100k", "cold-user"): ("ndcg@20", "popularity", 1.0),
     ("ml-100k", "onboarding-3"): ("ndcg@20", "popularity", 1.2),
+    ("ml-100k", "onboarding-3-random"): ("ndcg@20", "popularity", 1.2),
 }
 
 

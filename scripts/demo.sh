@@ -27,10 +27,11 @@ step "1/4 ingest MovieLens 100K into ${DB_FILE} (re-running changes nothing)"
 "$THAW" stats --db "$DB"
 
 step "2/4 evaluate: thaw against the baselines, ${FOLDS} fold(s), same folds for every model"
-echo "cold-user: new users with attributes only; onboarding-3: new users after 3 interactions;"
+echo "cold-user: new users with attributes only; onboarding-3: new users after their first 3"
+echo "interactions; onboarding-3-random: after 3 of their interactions drawn at random;"
 echo "cold-item: new movies with their title and genres only; warm: everyone else."
 "$THAW" evaluate --db "$DB" --dataset ml-100k --encoder minilm --folds "$FOLDS" \
-    --scenario cold-user,onboarding-3,cold-item,warm \
+    --scenario cold-user,onboarding-3,onboarding-3-random,cold-item,warm \
     --models popularity,content-knn,als,thaw --report "$REPORT" --json "$REPORT/results.json"
 
 step "3/4 train thaw on the whole store"

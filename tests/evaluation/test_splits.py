@@ -152,6 +152,27 @@ def test_onboarding_reveals_the_chronologically_first_k() -> None:
         assert split.cold_users[split.revealed.user].all()
 
 
+def test_random_onboarding_reveals_k_seeded_picks_of_the_same_users() -> None:
+    snap = _timed_snapshot(same_time=False)
+    picks = set()
+    for fold in range(5):
+        first = make_split(snap, "onboarding-3", fold=fold)
+        split = make_split(snap, "onboarding-3-random", fold=fold)
+        assert split.scenario == "onboarding-3-random" and split.reveal_k == 3
+        assert first.training_key() == split.training_key()  # one fit serves both
+        assert np.array_equal(np.unique(first.revealed.user), np.unique(split.revealed.user))
+        again = make_split(snap, "onboarding-3-random", fold=fold)
+        assert np.array_equal(split.revealed.item, again.revealed.item)  # seeded
+        for u in np.unique(split.revealed.user):
+            revealed = split.revealed.item[split.revealed.user == u]
+            rest = split.test.item[split.test.user == u]
+            assert len(revealed) == 3 and not set(revealed.tolist()) & set(rest.tolist())
+            held = first.revealed.item[first.revealed.user == u].tolist() + first.test.item[first.test.user == u].tolist()
+            assert sorted(revealed.tolist() + rest.tolist()) == sorted(held)  # the same items, cut elsewhere
+            picks.add(tuple(sorted(revealed.tolist())))
+    assert len(picks) > 1 and picks != {(7, 8, 9)}  # not the first three in time
+
+
 def test_onboarding_excludes_short_histories_and_counts_them() -> None:
     snap = _timed_snapshot(same_time=False)
     total_excluded = 0
@@ -202,4 +223,7 @@ def test_bad_arguments(snapshot) -> None:
     with pytest.raises(ValueError, match="n_folds"):
         make_split(snapshot, "cold-item", n_folds=1)
     assert parse_scenario("onboarding-7") == ("onboarding", 7)
+    assert parse_scenario("onboarding-7-random") == ("onboarding", 7)
+    with pytest.raises(ValueError, match="unknown scenario"):
+        make_split(snapshot, "onboarding-3-shuffled")
     assert make_split(snapshot, "onboarding", k=2).scenario == "onboarding-2"

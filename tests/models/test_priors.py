@@ -68,6 +68,7 @@ def test_fit_chooses_the_weights_on_replayed_training_users() -> None:
     chosen = model.model_config_.prior_weights
     assert chosen is not None and all(w in WEIGHT_GRID for w in chosen)
     assert set(model.prior_curves_) == {"no-history", "onboarding"}
+    assert model.model_config_.opening_range is None  # random first picks: nothing to adapt to
     for name, weight in zip(("no-history", "onboarding"), chosen):
         curve = model.prior_curves_[name]
         assert curve[weight] == max(curve.values())

@@ -44,7 +44,8 @@ def evaluate(
     scenario: Annotated[
         str,
         typer.Option(
-            help="warm, cold-item, cold-user, cold-both or onboarding-K (K = 1, 3, 5, ...); "
+            help="warm, cold-item, cold-user, cold-both, onboarding-K (K = 1, 3, 5, ...: a new user's "
+            "first K interactions revealed) or onboarding-K-random (K of them at random); "
             "several comma-separated run on the same folds, one table each"
         ),
     ] = "cold-item",

@@ -11,6 +11,15 @@ item biases stay near 0); for a new user, whose tower has little to go on, popul
 strongest signal there is, or nearly none (CiteULike), so the weights are chosen per fit:
 `simulated_new_users` turns a sample of training users into new ones (no id; no history, or
 their first k interactions by time), and `best_weight` picks each weight on them (docs/methods.md).
+
+How much a short history says depends on what is in it. Where newcomers' first interactions are
+mostly the same few items (MovieLens's sign-up pages), three of those say little and popularity
+should weigh more; three items a user chose for themselves say much more. So the weight for a
+history can adapt: each item's *opening share* is the fraction of its training users who had it
+among their first k interactions; a history whose mean share looks like the training users' first
+k gets the weight chosen on those, one that looks like k random items of theirs the weight chosen on
+random reveals, and shares in between interpolate (`openness`). The shares ride as one more item
+coordinate that users hold 0 in, so scoring stays one dot product.
 """
 
 from __future__ import annotations
@@ -35,6 +44,8 @@ WEIGHT_GRID: tuple[float, ...] = (0.0, 0.25, 0.5, 1.0, 2.0, 3.0, 4.0, 6.0, 8.0)
 
 SIMULATED_HISTORY = 3  # first interactions a simulated onboarding user reveals
 MAX_SIMULATED_USERS = 1000
+OPENING_SHRINK = 10.0  # pseudo-users added to each item's count: a rarely used item's share stays near 0
+MIN_OPENING_GAP = 0.05  # first-k and random-k histories must differ this much in mean share to adapt
 CHUNK_USERS = 256  # users scored at once while choosing (bounds memory on big catalogues)
 
 
@@ -44,11 +55,57 @@ def log_popularity(train: sp.spmatrix) -> np.ndarray:
     return np.log1p(counts).astype(np.float32)
 
 
-def user_weights(has_id: np.ndarray, n_history: np.ndarray, weights: Sequence[float]) -> np.ndarray:
-    """(n,) float32 prior coordinate of each user: 0 with an id part, else by whether there is history."""
+def user_weights(
+    has_id: np.ndarray, n_history: np.ndarray, weights: Sequence[float], openness: np.ndarray | None = None
+) -> np.ndarray:
+    """(n,) float32 prior coordinate of each user: 0 with an id part, else by whether there is history.
+
+    `weights` is (no history, history) or (no history, opening history, chosen history); with three,
+    a history's weight moves from the third to the second as its `openness` (n,) goes from 0 to 1.
+    """
     has_id = np.asarray(has_id, bool)
-    new = np.where(np.asarray(n_history) > 0, np.float32(weights[1]), np.float32(weights[0]))
-    return np.where(has_id, np.float32(0.0), new).astype(np.float32)
+    with_history = np.full(len(has_id), weights[1], np.float64)
+    if len(weights) == 3 and openness is not None:
+        with_history = weights[2] + (weights[1] - weights[2]) * np.clip(openness, 0.0, 1.0)
+    new = np.where(np.asarray(n_history) > 0, with_history, weights[0])
+    return np.where(has_id, 0.0, new).astype(np.float32)
+
+
+def first_interactions(train: sp.csr_matrix, times: np.ndarray | None, k: int, rng: np.random.Generator) -> sp.csr_matrix:
+    """(n_users, n_items) 1 where the item is among the user's first k training items by `times`.
+
+    `times` holds the first-event time of each entry of `train` (sorted indices); ties and missing
+    times are broken at random.
+    """
+    rows, cols = [], []
+    for user in range(train.shape[0]):
+        lo, hi = train.indptr[user], train.indptr[user + 1]
+        when = np.zeros(hi - lo) if times is None else times[lo:hi]
+        first = train.indices[lo:hi][np.lexsort((rng.random(hi - lo), when))[:k]]
+        rows.append(np.full(len(first), user))
+        cols.append(first)
+    row, col = np.concatenate(rows or [np.empty(0, int)]), np.concatenate(cols or [np.empty(0, int)])
+    return sp.csr_matrix((np.ones(len(row), np.float32), (row, col)), shape=train.shape)
+
+
+def opening_shares(train: sp.csr_matrix, firsts: sp.csr_matrix) -> np.ndarray:
+    """(n_items,) float32 share of each item's training users who had it among their first items."""
+    users = np.asarray((train > 0).sum(axis=0), np.float64).ravel()
+    opening = np.asarray(firsts.sum(axis=0), np.float64).ravel()
+    return (opening / (users + OPENING_SHRINK)).astype(np.float32)
+
+
+def openness(history: sp.csr_matrix, shares: np.ndarray, opening_range: Sequence[float]) -> np.ndarray:
+    """(n,) where each history's mean opening share lies between a random pick (0) and a first pick (1).
+
+    Columns of `history` index `shares`; only positive entries count. Rows without any give 0.
+    """
+    history = sp.csr_matrix(history)
+    positive = sp.csr_matrix(((history.data > 0).astype(np.float64), history.indices, history.indptr), shape=history.shape)
+    counts = np.asarray(positive.sum(axis=1)).ravel()
+    mean = (positive @ np.asarray(shares, np.float64)) / np.maximum(counts, 1)
+    low, high = opening_range
+    return np.clip((mean - low) / (high - low), 0.0, 1.0)
 
 
 def simulated_new_users(
@@ -59,14 +116,18 @@ def simulated_new_users(
     k: int = SIMULATED_HISTORY,
     max_users: int = MAX_SIMULATED_USERS,
     seed: int = 0,
+    reveal: str = "first",
 ) -> tuple[np.ndarray, sp.csr_matrix, sp.csr_matrix]:
-    """(users, revealed, rest): training users replayed as newcomers who reveal their first k items.
+    """(users, revealed, rest): training users replayed as newcomers who reveal k of their items.
 
     Users with more than k training items are sampled (at most `max_users`, seeded); `revealed`
     (n, n_items) holds each one's first k training items by `times` (the first-event time of each
-    entry of `train`, sorted indices; ties and missing times broken at random), `rest` the
-    other training items plus their validation items: what the newcomer goes on to like.
+    entry of `train`, sorted indices; ties and missing times broken at random), or with
+    `reveal="random"` k of them drawn at random; `rest` the other training items plus their
+    validation items: what the newcomer goes on to like.
     """
+    if reveal not in ("first", "random"):
+        raise ValueError(f"reveal must be 'first' or 'random', got {reveal!r}")
     train = sp.csr_matrix(train, dtype=np.float32)
     train.sort_indices()
     rng = np.random.default_rng([seed, 0x9A1])
@@ -79,14 +140,31 @@ def simulated_new_users(
     revealed = sp.lil_matrix(later.shape, dtype=np.float32)
     for row, user in enumerate(eligible):
         lo, hi = train.indptr[user], train.indptr[user + 1]
-        when = np.zeros(hi - lo) if times is None else times[lo:hi]
-        first = train.indices[lo:hi][np.lexsort((rng.random(hi - lo), when))[:k]]
-        revealed[row, first] = 1.0
-        later[row, first] = 0.0
+        if reveal == "first":
+            when = np.zeros(hi - lo) if times is None else times[lo:hi]
+            shown = train.indices[lo:hi][np.lexsort((rng.random(hi - lo), when))[:k]]
+        else:
+            shown = rng.choice(train.indices[lo:hi], size=k, replace=False)
+        revealed[row, shown] = 1.0
+        later[row, shown] = 0.0
     rest = sp.csr_matrix(later, dtype=np.float32)
     rest.data[:] = 1.0
     rest.eliminate_zeros()
     return eligible, revealed.tocsr(), rest
+
+
+def replayed_openness(
+    train: sp.csr_matrix, firsts: sp.csr_matrix, users: np.ndarray, revealed: sp.csr_matrix
+) -> np.ndarray:
+    """(n,) mean opening share of each replayed user's revealed items, leaving that user's own
+    interactions out of the shares (an in-sample share would flatter first-k histories)."""
+    users_of = np.asarray((train > 0).sum(axis=0), np.float64).ravel()
+    opening = np.asarray(firsts.sum(axis=0), np.float64).ravel()
+    shown = sp.coo_matrix(sp.csr_matrix(revealed) > 0)
+    own = np.asarray(sp.csr_matrix(firsts)[users[shown.row], shown.col]).ravel()  # 1 where it was the user's own first
+    shares = (opening[shown.col] - own) / (users_of[shown.col] - 1 + OPENING_SHRINK)
+    n = shown.shape[0]
+    return np.bincount(shown.row, shares, n) / np.maximum(np.bincount(shown.row, minlength=n), 1)
 
 
 def best_weight(
@@ -121,23 +199,46 @@ def best_weight(
 
 
 def choose_weights(
-    model: TwoTower, table: torch.Tensor, popularity: np.ndarray, training: TrainingData, train: TrainConfig
-) -> tuple[tuple[float, float], dict[str, dict[float, float]]]:
-    """(attributes only, with history) weights, chosen on training users replayed as new, and their curves.
+    model: TwoTower, table: torch.Tensor, popularity: np.ndarray, training: TrainingData, train: TrainConfig,
+    *, adaptive: bool = True, given: Sequence[float] | None = None,
+) -> tuple[tuple[float, ...], np.ndarray | None, tuple[float, float] | None, dict[str, dict[float, float]]]:
+    """The prior weights, chosen on training users replayed as new, with what adapting needs, and curves.
 
-    `simulated_new_users` samples them; each is scored without its id, with no history and with
-    its first interactions, against what it went on to like (`table`: item vectors without the
-    prior coordinate).
+    Returns (weights, opening shares, opening range, curves). `simulated_new_users` samples the
+    users; each is scored without its id, with no history and with its first interactions, against
+    what it went on to like (`table`: item vectors without the prior coordinate). With `adaptive`
+    and training times that set first interactions apart (their mean opening share exceeds that of
+    random ones by `MIN_OPENING_GAP`), the same users also reveal k random items, a third weight is
+    chosen on those, and the shares and the two mean shares (random, first) are returned; else the
+    shares and range are None and there are two weights. `given` weights are kept, not chosen (two
+    of them turn adapting off; with three, the shares are still measured).
     """
-    users, revealed, rest = simulated_new_users(training.train, training.validation, training.train_times, seed=train.seed)
+    if given is not None and len(given) == 2:
+        return tuple(given), None, None, {}
+    seed = train.seed
+    users, revealed, rest = simulated_new_users(training.train, training.validation, training.train_times, seed=seed)
     empty = sp.csr_matrix(revealed.shape, dtype=np.float32)
+    views = [("no-history", empty, revealed + rest), ("onboarding", revealed, rest)]
+    shares = opening_range = None
+    if (adaptive or given is not None) and training.train_times is not None and len(users):
+        firsts = first_interactions(training.train, training.train_times, SIMULATED_HISTORY, np.random.default_rng([seed, 0x0F1]))
+        picked, shown, later = simulated_new_users(training.train, training.validation, training.train_times,
+                                                   seed=seed, reveal="random")
+        low = float(replayed_openness(training.train, firsts, picked, shown).mean())
+        high = float(replayed_openness(training.train, firsts, users, revealed).mean())
+        if high - low >= MIN_OPENING_GAP:
+            shares, opening_range = opening_shares(training.train, firsts), (low, high)
+            views.append(("chosen history", shown, later))
+    if given is not None:
+        return (tuple(given) if shares is not None else tuple(given[:2])), shares, opening_range, {}
     weights: list[float] = []
     curves: dict[str, dict[float, float]] = {}
-    for name, history, relevant in (("no-history", empty, revealed + rest), ("onboarding", revealed, rest)):
-        chunks = _id_less_scores(model, table, training.users, users, history, relevant, train)
+    for name, history, relevant in views:
+        chunks = _id_less_scores(model, table, training.users, users if name != "chosen history" else picked,
+                                 history, relevant, train)
         weight, curves[name] = best_weight(chunks, popularity, k=train.eval_k, metric=train.eval_metric)
         weights.append(weight)
-    return (weights[0], weights[1]), curves
+    return tuple(weights), shares, opening_range, curves
 
 
 def _id_less_scores(

@@ -170,12 +170,14 @@ class ThawRecommender:
             self.prior_curves_: dict[str, dict[float, float]] = {}
             if model_config.popularity_prior:  # new users' popularity prior (models/priors.py)
                 popularity = priors.log_popularity(train)
-                if model_config.prior_weights:
-                    weights = model_config.prior_weights
-                else:
-                    weights, self.prior_curves_ = priors.choose_weights(model, table, popularity, training, config.train)
-                model_config = dataclasses.replace(model_config, prior_weights=weights)
+                weights, shares, opening_range, self.prior_curves_ = priors.choose_weights(
+                    model, table, popularity, training, config.train, adaptive=model_config.adaptive_prior,
+                    given=model_config.prior_weights,
+                )
+                model_config = dataclasses.replace(model_config, prior_weights=weights, opening_range=opening_range)
                 table = torch.cat([table, torch.from_numpy(popularity)[:, None]], dim=1)  # (n_items, width + 2)
+                if shares is not None:  # opening shares: users hold 0 here (models/priors.py)
+                    table = torch.cat([table, torch.from_numpy(shares)[:, None]], dim=1)  # (n_items, width + 3)
         self.item_vectors_ = table
         self.model_ = model
         self.model_config_ = model_config
@@ -188,19 +190,35 @@ class ThawRecommender:
         self._index()
         return self
 
-    def _with_prior(self, vectors: torch.Tensor, has_id: np.ndarray, history: sp.csr_matrix) -> torch.Tensor:
-        """User vectors (n, width + 1) with the prior coordinate appended when the model has one."""
+    def _with_prior(
+        self, vectors: torch.Tensor, has_id: np.ndarray, history: sp.csr_matrix, items: torch.Tensor | np.ndarray
+    ) -> torch.Tensor:
+        """User vectors (n, width + 1) with the prior coordinate (and a 0 for the opening shares)
+        appended when the model has them; `history` columns index rows of `items`."""
         if not self._has_prior:
             return vectors
         positive = np.concatenate([[0], np.cumsum(history.data > 0)])
         n_history = np.diff(positive[history.indptr])  # positive entries per row (scipy's `history > 0` cost 0.13 ms a call)
-        column = priors.user_weights(has_id, n_history, self.model_config_.prior_weights)
-        return torch.cat([vectors, torch.from_numpy(column)[:, None]], dim=1)
+        config = self.model_config_
+        opening = None
+        if self._has_openness and history.nnz:
+            shares = np.asarray(items[:, self.model_.width + 2], np.float64)
+            opening = priors.openness(history, shares, config.opening_range)
+        column = priors.user_weights(has_id, n_history, config.prior_weights, opening)
+        tail = [torch.from_numpy(column)[:, None]]
+        if self._has_openness:
+            tail.append(torch.zeros(len(column), 1))
+        return torch.cat([vectors, *tail], dim=1)
 
     @property
     def _has_prior(self) -> bool:
-        """True when item vectors end in the popularity coordinate (models/priors.py)."""
-        return int(self.item_vectors_.shape[1]) == self.model_.width + 2
+        """True when item vectors carry the popularity coordinate (models/priors.py)."""
+        return int(self.item_vectors_.shape[1]) >= self.model_.width + 2
+
+    @property
+    def _has_openness(self) -> bool:
+        """True when item vectors end in opening shares, after the popularity coordinate."""
+        return int(self.item_vectors_.shape[1]) == self.model_.width + 3
 
     def forget_users(self, user_ids: Sequence[str]) -> int:
         """Erase what the fitted model holds of these users (a deletion); returns how many it knew.
@@ -251,7 +269,7 @@ class ThawRecommender:
                 self.model_, self.item_vectors_, history, self.user_features_, users, users,
                 self.warm_users_[users], max_history=self.config_.train.max_eval_history,
             )
-            vectors = self._with_prior(vectors, self.warm_users_[users], history)
+            vectors = self._with_prior(vectors, self.warm_users_[users], history, self.item_vectors_)
             return (vectors @ self.item_vectors_.T).numpy()
 
     # ------------------------------------------------------------------ EmbeddingModel
@@ -275,10 +293,10 @@ class ThawRecommender:
                 out[new] += neighbor_ids.borrowed_part(
                     self.model_, out[new], self.item_vectors_[:, :width], sources, self.history_.cold_ids
                 )
-            if self._has_prior:  # training popularity of known items; 0 for new ones
-                prior = torch.zeros(len(item_ids), 1)
-                prior[known, 0] = self.item_vectors_[torch.from_numpy(index[known]), -1]
-                out = torch.cat([out, prior], dim=1)
+            if self._has_prior:  # training popularity (and opening share) of known items; 0 for new ones
+                tail = torch.zeros(len(item_ids), self.item_vectors_.shape[1] - out.shape[1])
+                tail[known] = self.item_vectors_[torch.from_numpy(index[known]), out.shape[1] :]
+                out = torch.cat([out, tail], dim=1)
         return out.numpy().astype(np.float32)
 
     def encode_users(
@@ -302,7 +320,7 @@ class ThawRecommender:
                 self.model_, table, history, features, np.arange(len(user_ids)),
                 np.maximum(index, 0), index >= 0, max_history=self.config_.train.max_eval_history,
             )
-            out = self._with_prior(out, index >= 0, history)
+            out = self._with_prior(out, index >= 0, history, item_vectors)
         return out.numpy().astype(np.float32)
 
     def item_queries(self, vectors: np.ndarray) -> np.ndarray:
@@ -321,7 +339,7 @@ class ThawRecommender:
     def dim(self) -> int:
         """Length of the vectors `encode_items` / `encode_users` return."""
         self._check_fitted()
-        return self.model_.width + 1 + int(self._has_prior)
+        return int(self.item_vectors_.shape[1])
 
     # ------------------------------------------------------------------ features
     def _item_features(self, content: ItemContent) -> EntityFeatures:

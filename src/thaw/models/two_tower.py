@@ -61,9 +61,12 @@ class TwoTowerConfig:
     id_init_std: float = 1e-3  # small: an untrained model stays a content-KNN
     # New users' popularity prior (models/priors.py): vectors gain a log-popularity coordinate,
     # weighted (attributes only, with history) for users without an id part; warm users weigh 0.
-    # None: each fit chooses the weights on training users replayed as new ones.
+    # None: each fit chooses the weights on training users replayed as new ones. A third weight is
+    # for a history unlike newcomers' usual first picks (adaptive_prior; the fit sets opening_range).
     popularity_prior: bool = True
-    prior_weights: tuple[float, float] | None = None
+    prior_weights: tuple[float, ...] | None = None
+    adaptive_prior: bool = True
+    opening_range: tuple[float, float] | None = None
     # Data sizes (0 = absent), set by the estimator.
     n_users: int = 0
     n_items: int = 0
@@ -96,9 +99,14 @@ class TwoTowerConfig:
             raise ValueError(f"id_init_std must be >= 0, got {self.id_init_std}")
         if self.prior_weights is not None:
             weights = tuple(float(w) for w in self.prior_weights)  # JSON gives a list
-            if len(weights) != 2 or min(weights) < 0:
-                raise ValueError(f"prior_weights must be two weights >= 0, got {self.prior_weights!r}")
+            if len(weights) not in (2, 3) or min(weights) < 0:
+                raise ValueError(f"prior_weights must be two or three weights >= 0, got {self.prior_weights!r}")
             object.__setattr__(self, "prior_weights", weights)
+        if self.opening_range is not None:
+            low, high = (float(v) for v in self.opening_range)
+            if not 0.0 <= low < high <= 1.0:
+                raise ValueError(f"opening_range must be two shares 0 <= low < high <= 1, got {self.opening_range!r}")
+            object.__setattr__(self, "opening_range", (low, high))
 
     @property
     def out_dim(self) -> int:
