@@ -235,7 +235,9 @@ def markdown(sections: list[tuple[str, str, Report, float]], argv: Sequence[str]
     title = "thaw against the baselines" if judged else "thaw's parts, switched off one at a time"
     lines = [
         f"# Model quality: {title}", "",
-        f"Made by `{command.strip()}`.", "",
+        f"Made by `{command.strip()}`" + (
+            ", which `make bench-model` runs after its three runs on the same folds (CiteULike cold-item,"
+            " CiteULike warm, MovieLens with the ablations)." if "--combine" in argv else "."), "",
         "Cross-validation with the evaluation harness (same folds for every model; see each report); thaw",
         "early-stops on each fold's validation pairs only. p = paired t-test over the fold means and",
         "Wilcoxon signed-rank test over users (both two-sided). See docs/methods.md for the model.", "",

@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 import scipy.sparse as sp
 
+from thaw.cli.train import _prior_line
 from thaw.data.dataset import UserContent, snapshot_from_records
 from thaw.data.records import EventRecord
 from thaw.encoders import HashEncoder
@@ -106,6 +107,8 @@ def test_fixed_or_given_weights_and_a_checkpoint_keep_the_adaptation(tmp_path: P
     given = ThawRecommender(_with_prior(_config(), prior_weights=(1.0, 4.0, 0.5))).fit(data)
     assert given.model_config_.prior_weights == (1.0, 4.0, 0.5) and given.model_config_.opening_range is not None
     assert given.prior_curves_ == {}
+    assert "4 for newcomers' usual first picks down to 0.5 for a user's own" in _prior_line(given)
+    assert _prior_line(fixed).startswith("new-user popularity prior: weight")
     loaded = load(save(given, tmp_path / "model"))
     assert loaded.model_config_ == given.model_config_ and loaded.dim == given.dim
     users = np.flatnonzero(~data.warm_users)[:4]

@@ -106,6 +106,8 @@ def test_cli_train_writes_a_loadable_checkpoint(tmp_path: Path, sqlite_url: str)
     assert result.exit_code == 0, result.output
     assert "checkpoint written" in result.output
     loaded = load(out)
+    weights = loaded.model_config_.prior_weights
+    assert f"new-user popularity prior: weight {weights[0]:g} without history" in " ".join(result.output.split())
     assert loaded.model_config_.hidden == 16 and loaded.config_.train.epochs == 2
     vectors = loaded.encode_items(ItemContent(["galaxy notes"], [None], [{}]), ["brand-new"])
     assert vectors.shape == (1, loaded.dim) and np.isfinite(vectors).all()

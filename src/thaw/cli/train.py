@@ -130,8 +130,25 @@ def train(
         f"trained {len(history.epochs)} epochs in {history.seconds:.1f}s; best validation "
         f"{history.metric} {best} at epoch {history.best_epoch}"
     )
+    prior = _prior_line(model)
+    if prior:
+        console.print(prior)
     if history.privacy is not None:
         spent = history.privacy
         console.print(f"differential privacy (user level): epsilon {spent['epsilon']:.2f} at delta "
                       f"{spent['delta']:.1e} after {spent['steps']} steps (noise {spent['noise_multiplier']:.2f})")
     console.print(f"checkpoint written to {folder}")
+
+
+def _prior_line(model: Any) -> str:
+    """What the new-user popularity prior chose (models/priors.py), or "" without one."""
+    config = getattr(model, "model_config_", None)
+    weights = getattr(config, "prior_weights", None)
+    if not getattr(config, "popularity_prior", False) or not weights:
+        return ""
+    if len(weights) == 2:
+        return f"new-user popularity prior: weight {weights[0]:g} without history, {weights[1]:g} with one"
+    low, high = config.opening_range
+    return (f"new-user popularity prior: weight {weights[0]:g} without history; with one, {weights[1]:g} for "
+            f"newcomers' usual first picks down to {weights[2]:g} for a user's own (mean opening share "
+            f"{high:.2f} against {low:.2f})")

@@ -218,7 +218,7 @@ def choose_weights(
     seed = train.seed
     users, revealed, rest = simulated_new_users(training.train, training.validation, training.train_times, seed=seed)
     empty = sp.csr_matrix(revealed.shape, dtype=np.float32)
-    views = [("no-history", empty, revealed + rest), ("onboarding", revealed, rest)]
+    views = [("no-history", users, empty, revealed + rest), ("onboarding", users, revealed, rest)]
     shares = opening_range = None
     if (adaptive or given is not None) and training.train_times is not None and len(users):
         firsts = first_interactions(training.train, training.train_times, SIMULATED_HISTORY, np.random.default_rng([seed, 0x0F1]))
@@ -228,14 +228,13 @@ def choose_weights(
         high = float(replayed_openness(training.train, firsts, users, revealed).mean())
         if high - low >= MIN_OPENING_GAP:
             shares, opening_range = opening_shares(training.train, firsts), (low, high)
-            views.append(("chosen history", shown, later))
+            views.append(("chosen history", picked, shown, later))
     if given is not None:
         return (tuple(given) if shares is not None else tuple(given[:2])), shares, opening_range, {}
     weights: list[float] = []
     curves: dict[str, dict[float, float]] = {}
-    for name, history, relevant in views:
-        chunks = _id_less_scores(model, table, training.users, users if name != "chosen history" else picked,
-                                 history, relevant, train)
+    for name, replayed, history, relevant in views:
+        chunks = _id_less_scores(model, table, training.users, replayed, history, relevant, train)
         weight, curves[name] = best_weight(chunks, popularity, k=train.eval_k, metric=train.eval_metric)
         weights.append(weight)
     return tuple(weights), shares, opening_range, curves
