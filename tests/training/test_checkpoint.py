@@ -92,6 +92,13 @@ def test_train_from_store_caches_texts_and_holds_out_validation(store: Store) ->
     assert data.validation is not None and data.validation.nnz > 0
     assert not data.train.multiply(data.validation).nnz
     assert (~data.warm_items).sum() > 0
+    # The training pairs' events come along, times included: first interactions are known.
+    events = data.train_events
+    assert events is not None and len(events)
+    pairs = sp.csr_matrix((np.ones(len(events)), (events.user, events.item)), shape=data.train.shape)
+    assert ((pairs > 0) != (data.train > 0)).nnz == 0  # exactly the training pairs
+    every = build_snapshot(store).events
+    assert len(events) < len(every) and set(events.time.tolist()) <= set(every.time.tolist())
 
 
 def test_cli_train_writes_a_loadable_checkpoint(tmp_path: Path, sqlite_url: str) -> None:
