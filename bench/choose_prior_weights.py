@@ -70,7 +70,7 @@ def new_user_views(
     empty = sp.csr_matrix((len(users), n_items), dtype=np.float32)
     return {
         "cold-user": (users, empty, validation[users]),
-        f"onboarding-{k}" + ("-random" if reveal == "random" else ""): (chosen, revealed.tocsr()[chosen], rest_csr[chosen]),
+        f"onboarding-{k}{'-random' if reveal == 'random' else ''}": (chosen, revealed.tocsr()[chosen], rest_csr[chosen]),
     }
 
 
@@ -95,7 +95,8 @@ def main(argv: list[str] | None = None) -> int:
         data = fit_data(snapshot, split, seed=0)
         model = create(seed=0, eval_metric="ndcg", adaptive_prior=not args.fixed).fit(data)  # as bench_model fits it
         chosen = model.model_config_.prior_weights
-        print(json.dumps({"fold": fold, "chosen": chosen, "opening_range": model.model_config_.opening_range, "fit_curves": {
+        opening_range = model.model_config_.opening_range
+        print(json.dumps({"fold": fold, "chosen": chosen, "opening_range": opening_range, "fit_curves": {
             name: {str(w): round(v, 4) for w, v in curve.items()} for name, curve in model.prior_curves_.items()}}),
             flush=True)
         prior = log_popularity(data.train).astype(np.float64)
@@ -115,7 +116,8 @@ def main(argv: list[str] | None = None) -> int:
             lines.append({"view": view, "variant": label, "ndcg@20": [round(v, 4) for v in values],
                           "mean": round(float(np.mean(values)), 4)})
             print(json.dumps(lines[-1]))
-    out = Path(__file__).resolve().parent / "results" / f"prior-weights-{args.dataset}-{args.reveal}{'-fixed' if args.fixed else ''}.json"
+    name = f"prior-weights-{args.dataset}-{args.reveal}{'-fixed' if args.fixed else ''}.json"
+    out = Path(__file__).resolve().parent / "results" / name
     out.write_text(json.dumps({"command": "python bench/choose_prior_weights.py " + " ".join(argv or sys.argv[1:]),
                                "split": "validation", "rows": lines}, indent=2) + "\n")
     print(f"wrote {out}")

@@ -167,8 +167,8 @@ def test_random_onboarding_reveals_k_seeded_picks_of_the_same_users() -> None:
             revealed = split.revealed.item[split.revealed.user == u]
             rest = split.test.item[split.test.user == u]
             assert len(revealed) == 3 and not set(revealed.tolist()) & set(rest.tolist())
-            held = first.revealed.item[first.revealed.user == u].tolist() + first.test.item[first.test.user == u].tolist()
-            assert sorted(revealed.tolist() + rest.tolist()) == sorted(held)  # the same items, cut elsewhere
+            held = [*first.revealed.item[first.revealed.user == u], *first.test.item[first.test.user == u]]
+            assert sorted(revealed.tolist() + rest.tolist()) == sorted(int(i) for i in held)  # the same items, cut elsewhere
             picks.add(tuple(sorted(revealed.tolist())))
     assert len(picks) > 1 and picks != {(7, 8, 9)}  # not the first three in time
 

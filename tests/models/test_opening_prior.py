@@ -54,7 +54,8 @@ def test_openness_places_a_history_between_random_and_first_picks() -> None:
     history = sp.csr_matrix(np.array([[1, 1, 0, 0, 0], [0, 0, 1, 1, 0], [1, 0, 1, 0, 0], [0, 0, 0, 0, 0],
                                       [2, 0, 0, 0, 0]], np.float32))
     np.testing.assert_allclose(openness(history, shares, (0.05, 0.5)), [1.0, 0.0, 0.5, 0.0, 1.0])
-    weights = user_weights(np.zeros(5, bool), np.array([2, 2, 2, 0, 1]), (1.0, 4.0, 0.5), openness(history, shares, (0.05, 0.5)))
+    opening = openness(history, shares, (0.05, 0.5))
+    weights = user_weights(np.zeros(5, bool), np.array([2, 2, 2, 0, 1]), (1.0, 4.0, 0.5), opening)
     np.testing.assert_allclose(weights, [4.0, 0.5, 2.25, 1.0, 4.0])
     assert user_weights(np.ones(1, bool), np.array([2]), (1.0, 4.0, 0.5), np.ones(1))[0] == 0.0  # warm users
 

@@ -1,10 +1,10 @@
 """Cold-start splits with cross-validation over entities (the protocol in DESIGN.md).
 
 A seeded permutation partitions the entities that have interactions (items for `cold-item`,
-users for `cold-user` / `onboarding-k` / `onboarding-k-random`, both for `cold-both`) into `n_folds` groups; fold f
-makes group f cold, so over all folds every entity is cold exactly once. All interactions of a
-cold entity are held out and the cold entities are split 1:1 into validation and test. The warm
-interactions are split 8:1:1 train/val/test. For `warm`, the interactions themselves are
+users for `cold-user` / `onboarding-k` / `onboarding-k-random`, both for `cold-both`) into
+`n_folds` groups; fold f makes group f cold, so over all folds every entity is cold exactly once.
+All interactions of a cold entity are held out and the cold entities are split 1:1 into
+validation and test. The warm interactions are split 8:1:1 train/val/test. For `warm`, the interactions themselves are
 partitioned into `n_folds` groups and fold f's group is split 1:1 into val/test.
 
 As in ColdRec's `split.py`, a warm val/test pair whose user or item has no training pair is
@@ -108,7 +108,8 @@ class Split:
 
     `cold_users` / `cold_items` mark the held-out partition group (all their interactions are
     out of training). `revealed` holds onboarding users' k revealed interactions (the first k,
-    or k at random): scoring-time history, never training. `stats` counts what the split did (moved and dropped pairs).
+    or k at random): scoring-time history, never training. `stats` counts what the split did
+    (moved and dropped pairs).
     """
 
     scenario: str

@@ -71,7 +71,9 @@ def user_weights(
     return np.where(has_id, 0.0, new).astype(np.float32)
 
 
-def first_interactions(train: sp.csr_matrix, times: np.ndarray | None, k: int, rng: np.random.Generator) -> sp.csr_matrix:
+def first_interactions(
+    train: sp.csr_matrix, times: np.ndarray | None, k: int, rng: np.random.Generator
+) -> sp.csr_matrix:
     """(n_users, n_items) 1 where the item is among the user's first k training items by `times`.
 
     `times` holds the first-event time of each entry of `train` (sorted indices); ties and missing
@@ -101,7 +103,8 @@ def openness(history: sp.csr_matrix, shares: np.ndarray, opening_range: Sequence
     Columns of `history` index `shares`; only positive entries count. Rows without any give 0.
     """
     history = sp.csr_matrix(history)
-    positive = sp.csr_matrix(((history.data > 0).astype(np.float64), history.indices, history.indptr), shape=history.shape)
+    flags = (history.data > 0).astype(np.float64)
+    positive = sp.csr_matrix((flags, history.indices, history.indptr), shape=history.shape)
     counts = np.asarray(positive.sum(axis=1)).ravel()
     mean = (positive @ np.asarray(shares, np.float64)) / np.maximum(counts, 1)
     low, high = opening_range
@@ -221,7 +224,8 @@ def choose_weights(
     views = [("no-history", users, empty, revealed + rest), ("onboarding", users, revealed, rest)]
     shares = opening_range = None
     if (adaptive or given is not None) and training.train_times is not None and len(users):
-        firsts = first_interactions(training.train, training.train_times, SIMULATED_HISTORY, np.random.default_rng([seed, 0x0F1]))
+        rng = np.random.default_rng([seed, 0x0F1])
+        firsts = first_interactions(training.train, training.train_times, SIMULATED_HISTORY, rng)
         picked, shown, later = simulated_new_users(training.train, training.validation, training.train_times,
                                                    seed=seed, reveal="random")
         low = float(replayed_openness(training.train, firsts, picked, shown).mean())
