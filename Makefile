@@ -55,6 +55,10 @@ bench-model: setup  ## thaw against the baselines (targets of issue 4) and its a
 bench-ablations: setup  ## thaw's parts switched off one at a time on MovieLens, 5 folds (about 15 min) -> docs/benchmarks/ablations.md
 	$(BIN)/python bench/bench_model.py --only movielens --ablations --models thaw,thaw-no-id-dropout,thaw-no-attention,thaw-no-whitening,thaw-tfidf,thaw-bpr,thaw-aldi,thaw-no-prior,thaw-fixed-prior --results bench/results/ablations --markdown docs/benchmarks/ablations.md
 
+.PHONY: bench-ablations-citeulike
+bench-ablations-citeulike: setup  ## thaw's parts switched off one at a time on CiteULike cold items, its settings, 2 folds (about 40 min) -> docs/benchmarks/ablations-citeulike.md
+	$(BIN)/python bench/bench_model.py --only citeulike-cold --ablations --folds 2 --models thaw,thaw-no-id-dropout,thaw-no-attention,thaw-no-whitening,thaw-tfidf,thaw-bpr,thaw-aldi,thaw-no-borrowed-ids --results bench/results/ablations-citeulike --markdown docs/benchmarks/ablations-citeulike.md
+
 bench-quality-smoke: setup  ## the CI-sized version (ml-100k, 1 fold) into var/bench-smoke
 	$(BIN)/python bench/bench_quality.py --smoke --results var/bench-smoke/results --docs var/bench-smoke/quality.md --db-dir var/bench-smoke/db
 
