@@ -24,7 +24,7 @@ import scipy.sparse as sp
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "bench"))
 from bench_model import snapshot_for  # noqa: E402
-from onboarding_signals import first_times, top  # noqa: E402
+from onboarding_signals import first_times, top, validation_histories  # noqa: E402
 
 from thaw.evaluation.metrics import ndcg_at_k  # noqa: E402
 from thaw.evaluation.splits import make_split  # noqa: E402
@@ -53,17 +53,10 @@ def fold_scores(snapshot, fold: int, first: dict[int, int]) -> dict[str, list[fl
     popularity = np.asarray(train.sum(axis=0)).ravel()
     log_pop = np.log1p(popularity) / np.log1p(popularity).max()
     weights = {lam: ease(train, lam) for lam in LAMBDAS}
-    val = split.val.subset(split.cold_users[split.val.user])
-    val_time = np.array([first[k] for k in val.keys(n).tolist()])
     rng = np.random.default_rng([fold, 0xCE1])
     results: dict[str, list[float]] = {}
-    for user in np.unique(val.user):
-        mine = val.user == user
-        items, when = val.item[mine], val_time[mine]
-        if len(items) <= MIN_ITEMS:
-            continue
-        order = np.lexsort((np.arange(len(items)), when))
-        known, target = items[order[:KNOWN]], items[order[KNOWN:]]
+    for items, _ in validation_histories(split, first, n, MIN_ITEMS):
+        known, target = items[:KNOWN], items[KNOWN:]
         results.setdefault("popularity", []).append(ndcg_at_k(top(popularity, known), target, K))
         shown = {f"first {k}": known[:k] for k in (3, 10, KNOWN)}
         shown["random 3 of the first 40"] = rng.choice(known, 3, replace=False)

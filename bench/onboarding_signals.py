@@ -73,6 +73,18 @@ def top(scores: np.ndarray, excluded: np.ndarray) -> np.ndarray:
     return best[np.argsort(-scores[best], kind="stable")]
 
 
+def validation_histories(split, first: dict[int, int], n_items: int, more_than: int):
+    """(items, times) of each cold validation user with more than `more_than` items, in time order."""
+    val = split.val.subset(split.cold_users[split.val.user])
+    val_time = np.array([first[k] for k in val.keys(n_items).tolist()])
+    for user in np.unique(val.user):
+        mine = val.user == user
+        items, when = val.item[mine], val_time[mine]
+        if len(items) > more_than:
+            order = np.lexsort((np.arange(len(items)), when))
+            yield items[order], when[order]
+
+
 def fold_scores(snapshot, fold: int, first: dict[int, int]) -> dict[str, float]:
     n_items = snapshot.n_items
     split = make_split(snapshot, f"onboarding-{REVEAL}", fold=fold, n_folds=5, seed=0)
@@ -81,17 +93,10 @@ def fold_scores(snapshot, fold: int, first: dict[int, int]) -> dict[str, float]:
     popularity = np.bincount(train.item, minlength=n_items).astype(np.float64)
     log_pop = np.log1p(popularity) / np.log1p(popularity).max()
     steps = {s: transitions(train.user, train.item, train_time, s, n_items) for s in STEPS}
-    val = split.val.subset(split.cold_users[split.val.user])
-    val_time = np.array([first[k] for k in val.keys(n_items).tolist()])
     results: dict[str, list[float]] = {}
-    for user in np.unique(val.user):
-        mine = val.user == user
-        items, when = val.item[mine], val_time[mine]
-        if len(items) <= REVEAL:
-            continue
-        order = np.lexsort((np.arange(len(items)), when))
-        revealed, rest = items[order[:REVEAL]], items[order[REVEAL:]]
-        now = when[order[REVEAL - 1]]
+    for items, when in validation_histories(split, first, n_items, REVEAL):
+        revealed, rest = items[:REVEAL], items[REVEAL:]
+        now = when[REVEAL - 1]
         past = train_time <= now
         candidates = {"popularity": popularity,
                       "popularity, past only": np.bincount(train.item[past], minlength=n_items)}

@@ -73,6 +73,11 @@ class EventArrays:
             self.user[mask], self.item[mask], self.type[mask], self.value[mask], self.time[mask]
         )
 
+    def of_pairs(self, users: np.ndarray, items: np.ndarray, n_items: int) -> EventArrays:
+        """The events on the given (user, item) pairs (parallel index arrays)."""
+        wanted = np.asarray(users, np.int64) * n_items + np.asarray(items, np.int64)
+        return self.subset(np.isin(self.user.astype(np.int64) * n_items + self.item, wanted))
+
 
 @dataclass(frozen=True)
 class EventWeights:

@@ -98,16 +98,13 @@ def fit_data(
     """
     if (snapshot.n_users, snapshot.n_items) != (split.n_users, split.n_items):
         raise ValueError("the split was made for another snapshot (user/item counts differ)")
-    train_keys = split.train.keys(snapshot.n_items)
-    events = snapshot.events
-    event_keys = events.user.astype(np.int64) * snapshot.n_items + events.item
     return FitData(
         train=_pairs_matrix(snapshot, split.train, weights),
         items=snapshot.items,
         users=snapshot.users,
         warm_users=split.warm_users,
         warm_items=split.warm_items,
-        train_events=events.subset(np.isin(event_keys, train_keys)),
+        train_events=snapshot.events.of_pairs(split.train.user, split.train.item, snapshot.n_items),
         validation=split.val.matrix(snapshot.n_users, snapshot.n_items),
         validation_items=None,
         seed=seed,

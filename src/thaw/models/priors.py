@@ -137,23 +137,22 @@ def simulated_new_users(
     eligible = np.flatnonzero(np.diff(train.indptr) > k)
     if len(eligible) > max_users:
         eligible = np.sort(rng.choice(eligible, size=max_users, replace=False))
-    later = train[eligible].tolil()
-    if validation is not None:
-        later = (sp.csr_matrix(later) + (sp.csr_matrix(validation)[eligible] > 0)).tolil()
-    revealed = sp.lil_matrix(later.shape, dtype=np.float32)
-    for row, user in enumerate(eligible):
-        lo, hi = train.indptr[user], train.indptr[user + 1]
-        if reveal == "first":
-            when = np.zeros(hi - lo) if times is None else times[lo:hi]
-            shown = train.indices[lo:hi][np.lexsort((rng.random(hi - lo), when))[:k]]
-        else:
-            shown = rng.choice(train.indices[lo:hi], size=k, replace=False)
-        revealed[row, shown] = 1.0
-        later[row, shown] = 0.0
-    rest = sp.csr_matrix(later, dtype=np.float32)
-    rest.data[:] = 1.0
+    picked = train[eligible]
+    if reveal == "first":
+        when = None if times is None else np.concatenate(
+            [times[train.indptr[u] : train.indptr[u + 1]] for u in eligible] or [np.empty(0, np.int64)])
+        revealed = first_interactions(picked, when, k, rng)
+    else:
+        rows = np.repeat(np.arange(len(eligible)), k)
+        own = (picked.indices[picked.indptr[r] : picked.indptr[r + 1]] for r in range(len(eligible)))
+        cols = np.concatenate([rng.choice(items, size=k, replace=False) for items in own] or [np.empty(0, np.int64)])
+        revealed = sp.csr_matrix((np.ones(len(rows), np.float32), (rows, cols)), shape=picked.shape)
+    later = picked if validation is None else picked + (sp.csr_matrix(validation)[eligible] > 0)
+    later = sp.csr_matrix(later, dtype=np.float32)
+    later.data[:] = 1.0
+    rest = sp.csr_matrix(later - later.multiply(revealed), dtype=np.float32)
     rest.eliminate_zeros()
-    return eligible, revealed.tocsr(), rest
+    return eligible, revealed, rest
 
 
 def replayed_openness(

@@ -106,12 +106,6 @@ def snapshot_fit_data(
     train = _pairs(coo, ~val_mask, matrix.shape)
     validation = _pairs(coo, val_mask, matrix.shape)
     validation.data[:] = 1.0
-    # The training pairs' events: their times order each user's first interactions (the onboarding
-    # role and the new-user prior learn from them), as the evaluation harness gives them.
-    n_items = snapshot.n_items
-    train_keys = coo.row[~val_mask].astype(np.int64) * n_items + coo.col[~val_mask]
-    events = snapshot.events
-    event_keys = events.user.astype(np.int64) * n_items + events.item
     text, user_text = vectors
     return FitData(
         train=train,
@@ -120,7 +114,9 @@ def snapshot_fit_data(
         warm_users=np.diff(train.indptr) > 0,
         warm_items=np.diff(train.tocsc().indptr) > 0,
         validation=validation if validation.nnz else None,
-        train_events=events.subset(np.isin(event_keys, train_keys)),
+        # Their times order each user's first interactions (the onboarding role and the new-user
+        # prior learn from them), as the evaluation harness gives them.
+        train_events=snapshot.events.of_pairs(coo.row[~val_mask], coo.col[~val_mask], snapshot.n_items),
         seed=holdout.seed,
     )
 
